@@ -1,0 +1,139 @@
+"""The one error tree of intent-router.
+
+Every error says what went wrong and where (file, line, field, model, upstream status).
+The API layer maps these to HTTP statuses in one place (``api/errors.py``)::
+
+    IntentRouterError
+    ├── ConfigError                 a route file, models file or setting is invalid
+    │   ├── RouteFileError          one routes/*.yaml file (path, line, field)
+    │   ├── ModelsFileError         the models config file (path, line, field)
+    │   └── DatasetError            a labelled JSONL data set is malformed (path, line)
+    ├── IndexError_                 the built index cannot be used
+    │   ├── IndexMissingError       nothing built in the index folder
+    │   └── StaleIndexError         route files or encoder changed since the build
+    ├── EncoderError                the embedding model cannot be loaded or run
+    ├── QueryError                  a request cannot be routed (empty, too many messages …)
+    ├── DispatchError               calling models failed
+    │   ├── UpstreamError           one attempt against one model failed (model, status)
+    │   └── ChainExhaustedError     every model of the chain failed (carries the attempts)
+    └── CacheError                  the response cache backend misbehaved
+        └── CacheUnavailableError   the backend (e.g. Redis) cannot be reached
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+class IntentRouterError(Exception):
+    """Base class of every error raised on purpose by intent-router."""
+
+
+class ConfigError(IntentRouterError):
+    """A configuration file or value is invalid.
+
+    ``path``, ``line`` and ``field`` say where, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = self.path
+            if self.line is not None:
+                where += f":{self.line}"
+            where += ": "
+        field = f"field '{self.field}': " if self.field else ""
+        return f"{where}{field}{self.message}"
+
+
+class RouteFileError(ConfigError):
+    """A route YAML file is malformed or inconsistent with the others."""
+
+
+class ModelsFileError(ConfigError):
+    """The models YAML file is malformed, or a chain names an unknown model."""
+
+
+class IndexError_(IntentRouterError):  # noqa: N801 - trailing underscore avoids the builtin
+    """The built index cannot be used as it is."""
+
+
+class IndexMissingError(IndexError_):
+    """The index folder holds no complete build."""
+
+
+class StaleIndexError(IndexError_):
+    """The index was built from other route files or another encoder."""
+
+
+class EncoderError(IntentRouterError):
+    """The sentence-transformers model cannot be found, loaded or run."""
+
+
+class DatasetError(ConfigError):
+    """A labelled JSONL data set (for fit/eval) is malformed."""
+
+
+class QueryError(IntentRouterError):
+    """A request cannot be routed as given (empty text, no user message, …)."""
+
+
+class DispatchError(IntentRouterError):
+    """Calling the models of a chain failed."""
+
+
+class UpstreamError(DispatchError):
+    """One attempt against one model failed.
+
+    ``retryable`` says whether the same model may be tried again (429, 5xx, timeouts,
+    connection errors) or the chain must move on (400, 401, 403, 404, 422, garbage).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        self.model = model
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        status_txt = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"model '{model}'{status_txt}: {message}")
+
+
+class ChainExhaustedError(DispatchError):
+    """Every model in the chain failed; ``attempts`` lists what was tried and why."""
+
+    def __init__(self, message: str, *, attempts: Sequence[Any], status: int = 502) -> None:
+        self.attempts = list(attempts)
+        self.status = status
+        super().__init__(message)
+
+
+class CacheError(IntentRouterError):
+    """The response cache misbehaved."""
+
+
+class CacheUnavailableError(CacheError):
+    """The cache backend cannot be reached (e.g. Redis is down)."""
