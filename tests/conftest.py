@@ -1,0 +1,91 @@
+"""Shared fixtures: one real encoder per session and a small route set on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from intent_router.embedding.encoder import Encoder
+
+SMALL_ROUTES: dict[str, dict[str, object]] = {
+    "code": {
+        "description": "Writing or fixing source code",
+        "utterances": [
+            "write a python function that parses a date",
+            "fix this javascript bug in my react component",
+            "why does my rust code not compile",
+            "refactor this java class to use interfaces",
+            "write a SQL query that joins two tables",
+            "explain what this bash script does",
+        ],
+        "chain": ["strong-coder", "cheap-general"],
+    },
+    "math": {
+        "description": "Calculations and proofs",
+        "utterances": [
+            "what is the derivative of x squared times sine x",
+            "solve the equation 3x + 7 = 22",
+            "compute the integral of 1 over x from 1 to e",
+            "prove that the square root of two is irrational",
+            "what is the probability of rolling two sixes",
+            "calculate 17 percent of 2400",
+        ],
+        "chain": ["strong-reasoner"],
+    },
+    "translation": {
+        "description": "Translating text between languages",
+        "utterances": [
+            "translate this sentence into french",
+            "how do you say good morning in japanese",
+            "translate the following paragraph from german to english",
+            "what does 'gracias por todo' mean in english",
+            "render this email in spanish please",
+            "translate my menu into italian",
+        ],
+        "chain": ["cheap-general"],
+    },
+    "chitchat": {
+        "description": "Small talk",
+        "utterances": [
+            "hi there, how are you today",
+            "good morning! how is it going",
+            "thanks, that was really helpful",
+            "tell me a bit about yourself",
+            "i'm feeling a bit bored, let's chat",
+            "goodbye, talk to you later",
+        ],
+        "chain": ["fast-small"],
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    return Encoder()
+
+
+RouteWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_routes(tmp_path: Path) -> RouteWriter:
+    """Write route dicts (name -> fields) as YAML files into a fresh folder."""
+
+    def write(routes: dict[str, dict[str, object]] | None = None, folder: str = "routes") -> Path:
+        target = tmp_path / folder
+        target.mkdir(exist_ok=True)
+        for name, fields in (routes if routes is not None else SMALL_ROUTES).items():
+            (target / f"{name}.yaml").write_text(
+                yaml.safe_dump({"name": name, **fields}, sort_keys=False)
+            )
+        return target
+
+    return write
+
+
+@pytest.fixture
+def routes_dir(write_routes: RouteWriter) -> Path:
+    return write_routes()
