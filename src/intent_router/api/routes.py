@@ -1,0 +1,58 @@
+"""HTTP handlers: thin, each calls one thing on the service."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from intent_router.api.deps import Service
+from intent_router.api.metrics import render_prometheus
+from intent_router.api.schemas import (
+    HealthResponse,
+    RouteInfo,
+    RouteRequest,
+    RouteResponse,
+    RoutesResponse,
+)
+
+router = APIRouter()
+
+
+@router.post("/route", response_model=RouteResponse)
+async def route(body: RouteRequest, service: Service) -> RouteResponse:
+    routed = await service.route(body.query)
+    return RouteResponse(**routed.decision.to_dict(), truncated=routed.truncated)
+
+
+@router.get("/routes", response_model=RoutesResponse)
+async def routes(service: Service) -> RoutesResponse:
+    matcher = service.matcher
+    infos = [
+        RouteInfo(
+            name=name,
+            description=service.routes.get(name).description,
+            utterances=len(service.routes.get(name).utterances),
+            threshold=float(matcher.thresholds[i]),
+            chain=matcher.chains[i],
+        )
+        for i, name in enumerate(matcher.names)
+    ]
+    return RoutesResponse(routes=infos, default_chain=matcher.default_chain)
+
+
+@router.get("/healthz", response_model=HealthResponse)
+async def healthz(service: Service) -> HealthResponse:
+    manifest = service.index.manifest
+    return HealthResponse(
+        status="ok",
+        routes=manifest["counts"]["routes"],
+        utterances=manifest["counts"]["utterances"],
+        encoder=manifest["encoder"]["id"],
+        index_built_at=manifest["built_at"],
+    )
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(service: Service) -> str:
+    """Prometheus text exposition of the router's counters."""
+    return render_prometheus(service.metrics())

@@ -1,0 +1,166 @@
+"""The ``intent-router`` command: build, fit, eval, serve — thin over the modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from intent_router.config import Settings
+from intent_router.errors import IntentRouterError
+
+log = logging.getLogger("intent_router")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if not args.quiet else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result: int = args.handler(args)
+        return result
+    except IntentRouterError as exc:
+        print(f"intent-router: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    values: dict[str, object] = {"routes_dir": args.routes, "index_dir": args.index, **extra}
+    if args.encoder:
+        values["encoder"] = args.encoder
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from intent_router.build import build_index
+    from intent_router.embedding.encoder import Encoder
+
+    settings = _settings(args)
+    encoder = Encoder(settings.encoder)
+    _, report = build_index(
+        settings.routes_dir, settings.index_dir, encoder, progress=not args.quiet
+    )
+    print(
+        f"built {report.folder}: {report.routes} routes, {report.utterances} utterances "
+        f"({report.embedded} embedded, {report.reused} reused) in {report.seconds:.1f}s"
+        + (f", {report.utterances_per_s:.0f} utterances/s" if report.embedded else "")
+    )
+    return 0
+
+
+def _loaded(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from intent_router.embedding.encoder import Encoder
+    from intent_router.routing.loader import load_routes
+    from intent_router.service import prepare_index
+
+    settings = _settings(args)
+    encoder = Encoder(settings.encoder)
+    routes = load_routes(settings.routes_dir)
+    index = prepare_index(settings, encoder, routes, build=False)
+    return settings, encoder, routes, index
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from intent_router.embedding.index import Thresholds, save_thresholds
+    from intent_router.routing import scoring
+    from intent_router.routing.evaluation import load_dataset
+    from intent_router.routing.matcher import Matcher
+
+    _, encoder, routes, index = _loaded(args)
+    examples = load_dataset(args.dataset, known_routes=routes.names)
+    matcher = Matcher(routes, index)
+    scores = matcher.scores(encoder.encode([e.text for e in examples]))
+    position = {name: i for i, name in enumerate(matcher.names)}
+    gold = np.array([position[e.route] if e.route else -1 for e in examples])
+    global_t, per_route = scoring.fit_thresholds(scores, gold, per_route=args.per_route)
+    thresholds = Thresholds(
+        global_threshold=global_t,
+        per_route={matcher.names[i]: t for i, t in (per_route or {}).items()},
+        fitted_on=str(args.dataset),
+        fitted_at=time.time(),
+    )
+    path = save_thresholds(index, thresholds)
+    print(
+        f"fitted global threshold {global_t:.4f}"
+        + (f" and {len(thresholds.per_route)} per-route thresholds" if per_route else "")
+        + f" on {len(examples)} examples; stored in {path}"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from intent_router.routing.evaluation import evaluate, format_report, load_dataset
+    from intent_router.routing.matcher import Matcher
+
+    _, encoder, routes, index = _loaded(args)
+    examples = load_dataset(args.dataset, known_routes=routes.names)
+    vectors = encoder.encode([e.text for e in examples], progress=not args.quiet)
+    decisions = Matcher(routes, index).decide(vectors)
+    report = evaluate([e.route for e in examples], [d.route for d in decisions])
+    if args.json:
+        print(json.dumps(report.summary()))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from intent_router.api.app import create_app
+    from intent_router.embedding.encoder import Encoder
+    from intent_router.routing.loader import load_routes
+    from intent_router.service import prepare_index
+
+    settings = _settings(args, build_on_start=args.build)
+    encoder = Encoder(settings.encoder)
+    # Refuse a missing or stale index before binding the port, with the command to run.
+    prepare_index(
+        settings, encoder, load_routes(settings.routes_dir), build=settings.build_on_start
+    )
+    app = create_app(settings, encoder=encoder)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="intent-router", description="Semantic router for LLM traffic."
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--routes", type=Path, default=Path("routes"), help="route files folder")
+        p.add_argument("--index", type=Path, default=Path("index"), help="index folder")
+        p.add_argument("--encoder", help="model package or folder (default: all-MiniLM-L6-v2)")
+        p.set_defaults(handler=handler)
+        return p
+
+    command("build", "Embed the route utterances and write the index (incremental).", cmd_build)
+    fit = command("fit", "Fit thresholds on labelled data; stored with the index.", cmd_fit)
+    fit.add_argument("--dataset", type=Path, required=True, help='JSONL of {"text", "route"}')
+    fit.add_argument("--per-route", action="store_true", help="also fit one threshold per route")
+    ev = command("eval", "Report routing accuracy on labelled data.", cmd_eval)
+    ev.add_argument("--dataset", type=Path, required=True, help='JSONL of {"text", "route"}')
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    serve = command("serve", "Serve the HTTP API.", cmd_serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--build", action="store_true", help="build the index if it is missing or stale"
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""Settings, parsed once at the boundary (CLI flags or ``INTENT_ROUTER_*`` variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from intent_router.embedding.encoder import DEFAULT_MODEL
+
+
+class Settings(BaseSettings):
+    """Everything the server and the CLI need; unknown variables are ignored, bad ones refused."""
+
+    model_config = SettingsConfigDict(env_prefix="INTENT_ROUTER_", extra="forbid", frozen=True)
+
+    routes_dir: Path = Path("routes")
+    index_dir: Path = Path("index")
+    encoder: str = DEFAULT_MODEL
+    """A model package that ships a ``model`` folder, or a sentence-transformers folder."""
+    models_file: Path | None = Path("models.yaml")
+    """Model definitions for dispatch; ``None`` serves routing decisions only."""
+    build_on_start: bool = False
+    """Build (or incrementally rebuild) the index at start-up instead of refusing a stale one."""
+    max_batch: int = Field(default=64, ge=1, le=1024)
+    batch_wait_ms: float = Field(default=0.0, ge=0.0, le=50.0)
+    max_query_chars: int = Field(default=2000, ge=16)
+    """Queries are cut to this many characters before embedding; the encoder itself reads at
+    most its window (256 word-pieces for all-MiniLM-L6-v2, about 1,000 English characters)."""

@@ -1,0 +1,127 @@
+"""The router as a service: embed once → match → (cache, dispatch). No HTTP here."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from intent_router.build import build_index
+from intent_router.config import Settings
+from intent_router.embedding.batcher import MicroBatcher
+from intent_router.embedding.encoder import Encoder
+from intent_router.embedding.index import RouteIndex, load_index
+from intent_router.errors import IndexMissingError, QueryError, StaleIndexError
+from intent_router.routing.loader import RouteSet, load_routes
+from intent_router.routing.matcher import Decision, Matcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A routing decision with the query vector it came from (reused by the cache)."""
+
+    decision: Decision
+    vector: np.ndarray
+    truncated: bool
+
+
+def prepare_index(
+    settings: Settings, encoder: Encoder, routes: RouteSet, *, build: bool
+) -> RouteIndex:
+    """Load the index for ``routes``; with ``build``, (re)build it when missing or stale."""
+    try:
+        return load_index(
+            settings.index_dir, routes_fingerprint=routes.fingerprint, encoder_id=encoder.id
+        )
+    except (IndexMissingError, StaleIndexError) as exc:
+        if not build:
+            raise
+        log.info("building the index: %s", exc)
+    index, _ = build_index(routes, Path(settings.index_dir), encoder)
+    return index
+
+
+class RouterService:
+    """Holds the long-lived routing state; created and closed by the server's lifespan."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: Encoder,
+        routes: RouteSet,
+        index: RouteIndex,
+        *,
+        default_chain: list[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.routes = routes
+        self.index = index
+        self.matcher = Matcher(routes, index, default_chain=default_chain)
+        self.routed_total: dict[str, int] = {}
+        self.batcher: MicroBatcher[str, tuple[np.ndarray, Decision]] = MicroBatcher(
+            self._embed_and_match,
+            max_batch=settings.max_batch,
+            max_wait_s=settings.batch_wait_ms / 1000,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> RouterService:
+        encoder = encoder or Encoder(settings.encoder)
+        routes = load_routes(settings.routes_dir)
+        index = prepare_index(settings, encoder, routes, build=settings.build_on_start)
+        return cls(settings, encoder, routes, index)
+
+    async def start(self) -> None:
+        self.batcher.start()
+
+    async def aclose(self) -> None:
+        await self.batcher.aclose()
+
+    def _embed_and_match(self, texts: list[str]) -> list[tuple[np.ndarray, Decision]]:
+        vectors = self.encoder.encode(texts, batch_size=len(texts))
+        return list(zip(vectors, self.matcher.decide(vectors), strict=True))
+
+    def clean_query(self, query: str) -> tuple[str, bool]:
+        text = " ".join(query.split())
+        if not text:
+            raise QueryError("query is empty or only whitespace")
+        limit = self.settings.max_query_chars
+        return (text[:limit], True) if len(text) > limit else (text, False)
+
+    def metrics(self) -> dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]]:
+        stats = self.batcher.stats
+        routed = [({"route": name}, float(n)) for name, n in sorted(self.routed_total.items())]
+        return {
+            "intent_router_encoder_batches_total": (
+                "counter",
+                "Encoder calls made by the micro-batcher.",
+                [({}, stats.batches)],
+            ),
+            "intent_router_encoder_batch_items_total": (
+                "counter",
+                "Queries embedded by the micro-batcher.",
+                [({}, stats.items)],
+            ),
+            "intent_router_encoder_batch_size_max": (
+                "gauge",
+                "Largest batch embedded so far.",
+                [({}, stats.largest)],
+            ),
+            "intent_router_routed_total": (
+                "counter",
+                "Routing decisions by route (none = out of scope).",
+                routed,
+            ),
+        }
+
+    async def route(self, query: str) -> Routed:
+        text, truncated = self.clean_query(query)
+        vector, decision = await self.batcher.submit(text)
+        key = decision.route or "none"
+        self.routed_total[key] = self.routed_total.get(key, 0) + 1
+        return Routed(decision=decision, vector=vector, truncated=truncated)
