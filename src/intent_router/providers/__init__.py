@@ -1,0 +1,56 @@
+"""Provider adapters: canonical chat types ⇄ OpenAI, Anthropic and Gemini wire formats."""
+
+from __future__ import annotations
+
+import httpx
+
+from intent_router.providers.anthropic import AnthropicAdapter
+from intent_router.providers.base import (
+    AdapterEvent,
+    Attempt,
+    ChatRequest,
+    ChatResponse,
+    Completion,
+    DispatchEvent,
+    Endpoint,
+    Message,
+    Outcome,
+    ProviderAdapter,
+    StreamDone,
+    StreamEnd,
+    StreamError,
+    TextDelta,
+)
+from intent_router.providers.gemini import GeminiAdapter
+from intent_router.providers.openai import OpenAIAdapter
+
+
+def make_adapters(client: httpx.AsyncClient) -> dict[str, ProviderAdapter]:
+    """One adapter per provider name, all sharing the injected client."""
+    return {
+        "openai": OpenAIAdapter(client),
+        "anthropic": AnthropicAdapter(client),
+        "gemini": GeminiAdapter(client),
+    }
+
+
+__all__ = [
+    "AdapterEvent",
+    "AnthropicAdapter",
+    "Attempt",
+    "ChatRequest",
+    "ChatResponse",
+    "Completion",
+    "DispatchEvent",
+    "Endpoint",
+    "GeminiAdapter",
+    "Message",
+    "OpenAIAdapter",
+    "Outcome",
+    "ProviderAdapter",
+    "StreamDone",
+    "StreamEnd",
+    "StreamError",
+    "TextDelta",
+    "make_adapters",
+]

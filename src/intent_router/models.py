@@ -1,0 +1,165 @@
+"""The models config: which upstream models exist, where they live and what they cost.
+
+One YAML file, parsed once at start-up into :class:`ModelsConfig`::
+
+    default_chain: [cheap-general, local-llama]
+    deadline_s: 60            # one overall deadline per request (all attempts, all models)
+    breaker: {failure_threshold: 5, cooldown_s: 30}
+    models:
+      cheap-general:
+        provider: openai      # openai | anthropic | gemini (openai = any compatible server)
+        base_url: https://api.openai.com/v1
+        model: gpt-4o-mini
+        api_key_env: OPENAI_API_KEY   # the NAME of the env var; omit for keyless local servers
+        timeout_s: 20
+        max_retries: 2
+        price_per_mtok_input: 0.15
+        price_per_mtok_output: 0.60
+        context_window: 128000
+
+Every error raises :class:`~intent_router.errors.ModelsFileError` naming the file, the line
+(from the YAML node marks) and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from intent_router.errors import ModelsFileError, UpstreamError
+
+Provider = Literal["openai", "anthropic", "gemini"]
+ModelName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """One model a chain may name."""
+
+    provider: Provider
+    base_url: str
+    model: str = Field(min_length=1, description="upstream model id")
+    api_key_env: str | None = Field(default=None, description="NAME of the env var with the key")
+    timeout_s: float = Field(default=30.0, gt=0, description="per attempt")
+    max_retries: int = Field(default=2, ge=0, le=10, description="retries after the first try")
+    price_per_mtok_input: float = Field(default=0.0, ge=0)
+    price_per_mtok_output: float = Field(default=0.0, ge=0)
+    context_window: int = Field(default=8192, gt=0, description="tokens, input + output")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def api_key(self, name: str) -> str | None:
+        """The key from the environment, read at call time.
+
+        Raises a non-retryable :class:`UpstreamError` when ``api_key_env`` names an unset
+        variable, so that one attempt fails clearly and the chain moves on.
+        """
+        if self.api_key_env is None:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise UpstreamError(f"environment variable {self.api_key_env} is not set", model=name)
+        return key
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        cost = input_tokens * self.price_per_mtok_input + output_tokens * self.price_per_mtok_output
+        return round(cost / 1_000_000, 8)
+
+
+class BreakerSettings(_Strict):
+    failure_threshold: int = Field(default=5, ge=1, description="consecutive failures to open")
+    cooldown_s: float = Field(default=30.0, gt=0, description="open time before one probe")
+
+
+class ModelsConfig(_Strict):
+    models: dict[ModelName, ModelSpec] = Field(min_length=1)
+    default_chain: list[str] = Field(min_length=1)
+    breaker: BreakerSettings = BreakerSettings()
+    deadline_s: float = Field(default=60.0, gt=0, description="default per-request deadline")
+
+    @model_validator(mode="after")
+    def _default_chain_known(self) -> ModelsConfig:
+        for i, name in enumerate(self.default_chain):
+            if name not in self.models:
+                raise ValueError(f"default_chain[{i}] names unknown model '{name}'")
+        return self
+
+    def get(self, name: str) -> ModelSpec:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise ModelsFileError(f"unknown model '{name}'", field="models") from None
+
+    def check_chains(self, chains: Mapping[str, Sequence[str]]) -> None:
+        """Check that every chain (route name → model names) only names known models."""
+        for route, chain in chains.items():
+            if not chain:
+                raise ModelsFileError(f"route '{route}' has an empty chain", field="chain")
+            for name in chain:
+                if name not in self.models:
+                    known = ", ".join(sorted(self.models))
+                    raise ModelsFileError(
+                        f"route '{route}' names unknown model '{name}' (known: {known})",
+                        field="chain",
+                    )
+
+
+def load_models(path: str | Path) -> ModelsConfig:
+    """Read and validate the models file once; raise ModelsFileError on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelsFileError(f"cannot read models file: {exc.strerror}", path=path) from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ModelsFileError(f"invalid YAML: {problem}", path=path, line=line) from exc
+    if not isinstance(data, dict):
+        raise ModelsFileError("top level must be a mapping", path=path, line=1)
+    try:
+        return ModelsConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or None
+        raise ModelsFileError(err["msg"], path=path, line=_line_of(root, loc), field=field) from exc
+
+
+def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest YAML node reachable along a pydantic error location."""
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((kv for kv in node.value if kv[0].value == str(part)), None)
+            if match is None:
+                return line
+            key, node = match
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -1,0 +1,127 @@
+"""The models file: typed, strict, errors naming file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from intent_router.errors import ModelsFileError, UpstreamError
+from intent_router.models import ModelsConfig, load_models
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD = """\
+default_chain: [a, b]
+deadline_s: 12
+breaker: {failure_threshold: 3, cooldown_s: 5}
+models:
+  a:
+    provider: openai
+    base_url: http://127.0.0.1:9/v1/
+    model: gpt-x
+    api_key_env: TEST_IR_KEY_A
+    price_per_mtok_input: 1.0
+    price_per_mtok_output: 2.0
+  b:
+    provider: anthropic
+    base_url: https://api.anthropic.com
+    model: claude-x
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_loads_a_valid_file(tmp_path: Path) -> None:
+    cfg = load_models(write(tmp_path, GOOD))
+    assert cfg.default_chain == ["a", "b"]
+    assert cfg.deadline_s == 12
+    assert cfg.breaker.failure_threshold == 3
+    a = cfg.get("a")
+    assert a.base_url == "http://127.0.0.1:9/v1"  # trailing slash dropped
+    assert a.max_retries == 2 and a.timeout_s == 30
+    assert a.cost_usd(1_000_000, 500_000) == pytest.approx(2.0)
+    assert cfg.get("b").api_key("b") is None  # no api_key_env: keyless local server
+
+
+def test_repo_models_yaml_is_valid_and_covers_the_routes() -> None:
+    cfg = load_models(REPO / "models.yaml")
+    for name in ("cheap-general", "strong-general", "strong-coder", "strong-reasoner",
+                 "fast-small", "local-llama"):  # fmt: skip
+        assert name in cfg.models
+    assert {m.provider for m in cfg.models.values()} == {"openai", "anthropic", "gemini"}
+    cfg.check_chains({"default": cfg.default_chain})
+
+
+def test_api_key_is_read_from_env_at_call_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = load_models(write(tmp_path, GOOD))
+    monkeypatch.delenv("TEST_IR_KEY_A", raising=False)
+    with pytest.raises(UpstreamError, match="TEST_IR_KEY_A is not set") as info:
+        cfg.get("a").api_key("a")
+    assert info.value.retryable is False
+    monkeypatch.setenv("TEST_IR_KEY_A", "sk-secret")
+    assert cfg.get("a").api_key("a") == "sk-secret"
+    assert "sk-secret" not in repr(cfg)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field"),
+    [
+        ("    model: gpt-x\n", "    model: gpt-x\n    colour: red\n", 9, "models.a.colour"),
+        ("provider: anthropic", "provider: mistral", 13, "models.b.provider"),
+        (
+            "    model: claude-x\n",
+            "    model: claude-x\n    timeout_s: -1\n",
+            16,
+            "models.b.timeout_s",
+        ),
+        ("    model: gpt-x\n", "", 5, "models.a.model"),
+        ("cooldown_s: 5", "cooldown_s: soon", 3, "breaker.cooldown_s"),
+        ("http://127.0.0.1:9/v1/", "127.0.0.1:9", 7, "models.a.base_url"),
+    ],
+)
+def test_errors_name_line_and_field(
+    tmp_path: Path, old: str, new: str, line: int, field: str
+) -> None:
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(ModelsFileError) as info:
+        load_models(path)
+    err = info.value
+    assert (err.path, err.line, err.field) == (str(path), line, field)
+    assert f"{path}:{line}: field '{field}'" in str(err)
+
+
+def test_default_chain_must_name_known_models(tmp_path: Path) -> None:
+    with pytest.raises(ModelsFileError, match="unknown model 'zz'") as info:
+        load_models(write(tmp_path, GOOD.replace("[a, b]", "[a, zz]")))
+    assert info.value.line == 1
+
+
+def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
+    with pytest.raises(ModelsFileError, match="invalid YAML") as info:
+        load_models(write(tmp_path, GOOD.replace("  b:\n", "  b: [\n")))
+    assert info.value.line is not None and info.value.line >= 12
+
+
+def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ModelsFileError, match="cannot read"):
+        load_models(tmp_path / "nope.yaml")
+    with pytest.raises(ModelsFileError, match="mapping"):
+        load_models(write(tmp_path, "- a\n- b\n"))
+
+
+def test_check_chains_names_route_and_model(tmp_path: Path) -> None:
+    cfg: ModelsConfig = load_models(write(tmp_path, GOOD))
+    cfg.check_chains({"code": ["a", "b"]})
+    with pytest.raises(ModelsFileError, match="route 'code' names unknown model 'gpt-9'"):
+        cfg.check_chains({"chat": ["a"], "code": ["b", "gpt-9"]})
+    with pytest.raises(ModelsFileError, match="route 'empty' has an empty chain"):
+        cfg.check_chains({"empty": []})
+    with pytest.raises(ModelsFileError, match="unknown model 'q'"):
+        cfg.get("q")
