@@ -70,11 +70,17 @@ class RouterService:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> RouterService:
+    def from_settings(
+        cls,
+        settings: Settings,
+        encoder: Encoder | None = None,
+        *,
+        default_chain: list[str] | None = None,
+    ) -> RouterService:
         encoder = encoder or Encoder(settings.encoder)
         routes = load_routes(settings.routes_dir)
         index = prepare_index(settings, encoder, routes, build=settings.build_on_start)
-        return cls(settings, encoder, routes, index)
+        return cls(settings, encoder, routes, index, default_chain=default_chain)
 
     async def start(self) -> None:
         self.batcher.start()

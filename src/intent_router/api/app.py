@@ -6,17 +6,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+import httpx
 from fastapi import FastAPI
 
-from intent_router.api import errors
+from intent_router.api import completions, errors
 from intent_router.api.routes import router
 from intent_router.config import Settings
+from intent_router.dispatch import Dispatcher
 from intent_router.embedding.encoder import Encoder
+from intent_router.gateway import Gateway
+from intent_router.models import load_models
 from intent_router.service import RouterService
 
 
 class State(TypedDict):
     service: RouterService
+    gateway: Gateway | None
 
 
 def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI:
@@ -27,14 +32,23 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        service = RouterService.from_settings(settings, encoder)
+        models = load_models(settings.models_file) if settings.models_file else None
+        service = RouterService.from_settings(
+            settings, encoder, default_chain=models.default_chain if models else None
+        )
+        if models is not None:
+            models.check_chains({r.name: r.chain for r in service.routes.routes})
         await service.start()
-        try:
-            yield {"service": service}
-        finally:
-            await service.aclose()
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+        async with httpx.AsyncClient(limits=limits, timeout=None) as client:
+            gateway = Gateway(service, models, Dispatcher(models, client)) if models else None
+            try:
+                yield {"service": service, "gateway": gateway}
+            finally:
+                await service.aclose()
 
     app = FastAPI(title="intent-router", version="0.1.0", lifespan=lifespan)
     app.include_router(router)
+    app.include_router(completions.router)
     errors.install(app)
     return app

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from intent_router.errors import DispatchError
+from intent_router.gateway import Gateway as GatewayService
 from intent_router.service import RouterService
 
 
@@ -15,3 +17,13 @@ def get_service(request: Request) -> RouterService:
 
 
 Service = Annotated[RouterService, Depends(get_service)]
+
+
+def get_gateway(request: Request) -> GatewayService:
+    gateway: GatewayService | None = request.state.gateway
+    if gateway is None:
+        raise DispatchError("completions are off: the server was started without a models file")
+    return gateway
+
+
+Gateway = Annotated[GatewayService, Depends(get_gateway)]
