@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from intent_router import logs
 from intent_router.config import Settings
 from intent_router.errors import IntentRouterError
 
@@ -20,9 +21,9 @@ log = logging.getLogger("intent_router")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if not args.quiet else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    logs.configure(
+        logging.INFO if not args.quiet else logging.WARNING,
+        json_lines=args.command == "serve" and not args.plain_logs,
     )
     try:
         result: int = args.handler(args)
@@ -117,17 +118,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from intent_router.api.app import create_app
     from intent_router.embedding.encoder import Encoder
+    from intent_router.models import load_models
     from intent_router.routing.loader import load_routes
     from intent_router.service import prepare_index
 
-    settings = _settings(args, build_on_start=args.build)
+    extra: dict[str, object] = {"build_on_start": args.build}
+    if args.models is not None:
+        extra["models_file"] = None if str(args.models) == "none" else args.models
+    settings = _settings(args, **extra)
     encoder = Encoder(settings.encoder)
     # Refuse a missing or stale index before binding the port, with the command to run.
     prepare_index(
         settings, encoder, load_routes(settings.routes_dir), build=settings.build_on_start
     )
     app = create_app(settings, encoder=encoder)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_config=None, access_log=False
+    )
     return 0
 
 
@@ -136,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="intent-router", description="Semantic router for LLM traffic."
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument(
+        "--plain-logs", action="store_true", help="human-readable logs (serve logs JSON lines)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
@@ -158,6 +168,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
         "--build", action="store_true", help="build the index if it is missing or stale"
+    )
+    serve.add_argument(
+        "--models",
+        type=Path,
+        help="models file for dispatch (default models.yaml; 'none' serves /route only)",
     )
     return parser
 

@@ -69,6 +69,24 @@ class Gateway:
         self.dispatcher = dispatcher
         self.answered_total: dict[tuple[str, str], int] = {}
 
+    def metrics(self) -> dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]]:
+        states = self.dispatcher.breaker_states()
+        return {
+            "intent_router_breaker_open": (
+                "gauge",
+                "1 when a model's circuit breaker is open or half-open.",
+                [({"model": m}, float(s != "closed")) for m, s in sorted(states.items())],
+            ),
+            "intent_router_answered_total": (
+                "counter",
+                "Requests answered, by route and answering model.",
+                [
+                    ({"route": r, "model": m}, float(n))
+                    for (r, m), n in sorted(self.answered_total.items())
+                ],
+            ),
+        }
+
     async def plan(self, request: ChatRequest, model: str | None = None) -> Plan:
         if model is not None and model != AUTO:
             if model not in self.models.models:

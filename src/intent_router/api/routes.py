@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from intent_router.api.deps import Service
@@ -53,6 +53,7 @@ async def healthz(service: Service) -> HealthResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(service: Service) -> str:
+async def metrics(service: Service, request: Request) -> str:
     """Prometheus text exposition of the router's counters."""
-    return render_prometheus(service.metrics())
+    gateway = request.state.gateway
+    return render_prometheus({**service.metrics(), **(gateway.metrics() if gateway else {})})
