@@ -78,13 +78,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
     _, encoder, routes, index = _loaded(args)
     examples = load_dataset(args.dataset, known_routes=routes.names)
     matcher = Matcher(routes, index)
-    scores = matcher.scores(encoder.encode([e.text for e in examples]))
+    scores = matcher.scores(encoder.encode([e.text for e in examples], progress=not args.quiet))
     position = {name: i for i, name in enumerate(matcher.names)}
     gold = np.array([position[e.route] if e.route else -1 for e in examples])
-    global_t, per_route = scoring.fit_thresholds(scores, gold, per_route=args.per_route)
+    global_t, per_route = scoring.fit_thresholds(
+        scores.max(axis=1),
+        scores.argmax(axis=1),
+        gold,
+        n_routes=len(matcher.names),
+        per_route=args.per_route,
+    )
+    fitted = {} if per_route is None else dict(zip(matcher.names, map(float, per_route), strict=True))
     thresholds = Thresholds(
         global_threshold=global_t,
-        per_route={matcher.names[i]: t for i, t in (per_route or {}).items()},
+        per_route=fitted,
         fitted_on=str(args.dataset),
         fitted_at=time.time(),
     )
@@ -118,7 +125,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from intent_router.api.app import create_app
     from intent_router.embedding.encoder import Encoder
-    from intent_router.models import load_models
     from intent_router.routing.loader import load_routes
     from intent_router.service import prepare_index
 

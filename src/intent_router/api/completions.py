@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -35,7 +35,7 @@ async def complete(body: CompleteRequest, gateway: Gateway, response: Response) 
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
-    gateway: Gateway, payload: dict[str, Any] = Body(...)
+    gateway: Gateway, payload: Annotated[dict[str, Any], Body()]
 ) -> JSONResponse | StreamingResponse:
     body = openai_compat.parse_request(payload)
     request = openai_compat.to_canonical(body)

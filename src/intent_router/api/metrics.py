@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+Sample = tuple[dict[str, str], float]
+Metrics = dict[str, tuple[str, str, list[Sample]]]
 
-Sample = tuple[Mapping[str, str], float]
 
-
-def render_prometheus(metrics: Mapping[str, tuple[str, str, list[Sample]]]) -> str:
+def render_prometheus(metrics: Metrics) -> str:
     """``metrics``: name -> (type, help, [(labels, value), ...])."""
     lines: list[str] = []
     for name, (kind, help_text, samples) in sorted(metrics.items()):

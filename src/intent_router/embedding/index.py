@@ -132,7 +132,7 @@ def save_index(folder: Path, index: RouteIndex) -> Path:
             for label, text in zip(index.labels, index.texts, strict=True)
         ]
         _write_json(staging / "utterances.json", rows)
-        np.savez(staging / "scorer.npz", **index.scorer_arrays)
+        np.savez(staging / "scorer.npz", **index.scorer_arrays)  # type: ignore[arg-type]
         if index.thresholds.global_threshold is not None or index.thresholds.per_route:
             _write_json(staging / "thresholds.json", index.thresholds.to_json())
         _write_json(staging / "manifest.json", index.manifest)  # last: marks it complete
@@ -200,9 +200,8 @@ def load_index(
             f"route files changed since index {build.name} was built: rebuild with "
             "`intent-router build` (or start the server with --build)"
         )
-    vectors_index = faiss.read_index(str(build / "utterances.faiss"))
-    vectors = faiss.rev_swig_ptr(vectors_index.get_xb(), vectors_index.ntotal * vectors_index.d)
-    vectors = np.array(vectors, dtype=np.float32).reshape(vectors_index.ntotal, vectors_index.d)
+    stored = faiss.read_index(str(build / "utterances.faiss"))
+    vectors = np.ascontiguousarray(stored.reconstruct_n(0, stored.ntotal), dtype=np.float32)
     rows = json.loads((build / "utterances.json").read_text())
     position = {r["name"]: i for i, r in enumerate(manifest["routes"])}
     labels = np.array([position[row["route"]] for row in rows], dtype=np.int64)

@@ -116,13 +116,13 @@ def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
     """The 1-based line of the YAML node at ``loc`` (keys, then list indexes), if found."""
     if node is None:
         return None
-    line = node.start_mark.line + 1
+    line: int = node.start_mark.line + 1
     for part in loc:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 if key_node.value == part:
                     node = value_node
-                    line = key_node.start_mark.line + 1
+                    line = int(key_node.start_mark.line) + 1
                     break
             else:
                 return line
@@ -130,7 +130,7 @@ def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
             if part >= len(node.value):
                 return line
             node = node.value[part]
-            line = node.start_mark.line + 1
+            line = int(node.start_mark.line) + 1
         else:
             return line
     return line

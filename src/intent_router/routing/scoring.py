@@ -163,7 +163,7 @@ def fit(
     alpha: float = ALPHA,
     sharpness: float = SHARPNESS,
 ) -> Scorer:
-    """Group the utterances by route and fit the linear head on utterance ``embeddings`` labelled by route index."""
+    """Group utterance ``embeddings`` by route index and fit the linear head on them."""
     x = np.asarray(embeddings, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)
     if x.ndim != 2 or len(x) != len(y):
