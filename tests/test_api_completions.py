@@ -72,6 +72,7 @@ def server(
         index_dir=folder / "index",
         models_file=write_models(fake, folder),
         build_on_start=True,
+        cache_backend="off",  # these tests count upstream calls; tests/test_api_cache.py
     )
     with serve_in_thread(create_app(settings, encoder=encoder)) as url:
         yield url

@@ -88,7 +88,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         n_routes=len(matcher.names),
         per_route=args.per_route,
     )
-    fitted = {} if per_route is None else dict(zip(matcher.names, map(float, per_route), strict=True))
+    fitted = (
+        {} if per_route is None else dict(zip(matcher.names, map(float, per_route), strict=True))
+    )
     thresholds = Thresholds(
         global_threshold=global_t,
         per_route=fitted,
@@ -138,9 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings, encoder, load_routes(settings.routes_dir), build=settings.build_on_start
     )
     app = create_app(settings, encoder=encoder)
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_config=None, access_log=False
-    )
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,3 +29,8 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(default=2000, ge=16)
     """Queries are cut to this many characters before embedding; the encoder itself reads at
     most its window (256 word-pieces for all-MiniLM-L6-v2, about 1,000 English characters)."""
+    cache_backend: Literal["memory", "redis", "off"] = "memory"
+    """The semantic response cache: in-process (default), shared through Redis, or off."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    cache_namespace: str = "intent-router:cache"
+    cache_max_entries: int = Field(default=100_000, ge=1)

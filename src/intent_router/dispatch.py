@@ -288,6 +288,8 @@ class Dispatcher:
         breaker = self.breakers.get(name)
         if err.status not in REQUEST_FAULTS:
             breaker.record_failure()
+        else:  # the request's own fault says nothing of the model: free a half-open probe
+            breaker.release()
         delay = None
         if err.retryable and retries_left > 0 and breaker.state is BreakerState.CLOSED:
             delay = retry_delay(

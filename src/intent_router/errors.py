@@ -70,7 +70,7 @@ class ModelsFileError(ConfigError):
     """The models YAML file is malformed, or a chain names an unknown model."""
 
 
-class IndexError_(IntentRouterError):  # noqa: N801 - trailing underscore avoids the builtin
+class IndexError_(IntentRouterError):
     """The built index cannot be used as it is."""
 
 

@@ -14,8 +14,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from intent_router.cache import (
+    CacheDefaults,
+    CacheHit,
+    CachePolicy,
+    CacheScope,
+    Directives,
+    ResponseCache,
+    resolve_policy,
+    skip_reason,
+)
 from intent_router.dispatch import Dispatcher
-from intent_router.errors import QueryError
+from intent_router.errors import ChainExhaustedError, ConfigError, QueryError, RouteFileError
 from intent_router.models import ModelsConfig
 from intent_router.providers import (
     ChatRequest,
@@ -23,6 +35,7 @@ from intent_router.providers import (
     DispatchEvent,
     StreamDone,
     StreamError,
+    TextDelta,
 )
 from intent_router.routing.matcher import Decision
 from intent_router.service import RouterService
@@ -31,6 +44,44 @@ log = logging.getLogger(__name__)
 request_log = logging.getLogger("intent_router.requests")
 
 AUTO = "auto"
+NO_DIRECTIVES = Directives()
+CACHED_FIELDS = ("text", "finish_reason", "input_tokens", "output_tokens", "model",
+                 "upstream_model", "provider")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """How a response relates to the cache: ``hit`` is exact/semantic/stale or None."""
+
+    hit: str | None
+    similarity: float | None = None
+    age_s: float | None = None
+    stored: bool = False
+    skipped: str | None = None  # why the cache was not consulted or not written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hit": self.hit,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "age_s": None if self.age_s is None else round(self.age_s, 3),
+            "stored": self.stored,
+            "skipped": self.skipped,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    plan: Plan
+    response: ChatResponse
+    cache: CacheInfo
+
+
+@dataclass(frozen=True)
+class CacheContext:
+    scope: CacheScope
+    policy: CachePolicy
+    directives: Directives
+    temperature: float | None
 
 
 @dataclass(frozen=True)
@@ -40,6 +91,8 @@ class Plan:
     decision: Decision | None
     chain: list[str]
     pinned: str | None
+    text: str
+    vector: np.ndarray
 
     @property
     def route(self) -> str | None:
@@ -62,12 +115,26 @@ class Gateway:
     """Routes and dispatches chat requests; owned by the server's lifespan."""
 
     def __init__(
-        self, router: RouterService, models: ModelsConfig, dispatcher: Dispatcher
+        self,
+        router: RouterService,
+        models: ModelsConfig,
+        dispatcher: Dispatcher,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.router = router
         self.models = models
         self.dispatcher = dispatcher
+        self.cache = cache
         self.answered_total: dict[tuple[str, str], int] = {}
+        defaults = cache.defaults if cache is not None else CacheDefaults()
+        self.policies: dict[str, CachePolicy] = {"none": defaults.policy}
+        for route in router.routes.routes:
+            try:
+                self.policies[route.name] = resolve_policy(route.cache, defaults)
+            except ConfigError as exc:
+                raise RouteFileError(
+                    exc.message, path=router.routes.sources.get(route.name), field=exc.field
+                ) from exc
 
     def metrics(self) -> dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]]:
         states = self.dispatcher.breaker_states()
@@ -93,34 +160,166 @@ class Gateway:
                 known = ", ".join([AUTO, *sorted(self.models.models)])
                 raise QueryError(f"unknown model '{model}' (known: {known})")
             chain = [model, *(m for m in self.models.default_chain if m != model)]
-            return Plan(decision=None, chain=chain, pinned=model)
-        routed = await self.router.route(routing_text(request))
+            text = routing_text(request)
+            vector = (await self.router.route(text)).vector if self.cache else np.zeros(0)
+            return Plan(decision=None, chain=chain, pinned=model, text=text, vector=vector)
+        text = routing_text(request)
+        routed = await self.router.route(text)
         decision = routed.decision
         chain = list(decision.chain) if decision.route else list(self.models.default_chain)
-        return Plan(decision=decision, chain=chain, pinned=None)
+        return Plan(decision=decision, chain=chain, pinned=None, text=text, vector=routed.vector)
+
+    # -- cache -------------------------------------------------------------------------
+
+    def _cache_context(
+        self,
+        plan: Plan,
+        request: ChatRequest,
+        directives: Directives,
+        extra_scope: dict[str, Any] | None,
+    ) -> CacheContext | None:
+        if self.cache is None:
+            return None
+        route = plan.route or "none"
+        last_user = max(i for i, m in enumerate(request.messages) if m.role == "user")
+        system = "\n".join(m.content for m in request.messages if m.role == "system")
+        history = [
+            {"role": m.role, "content": m.content}
+            for i, m in enumerate(request.messages)
+            if m.role != "system" and i != last_user
+        ]
+        extra = dict(extra_scope or {})
+        scope = CacheScope.of(
+            route=route,
+            chain=plan.chain,
+            model=plan.pinned,
+            system=system or None,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            stop=list(request.stop),
+            history=history,
+            tools=extra.pop("tools", None),
+            tool_choice=extra.pop("tool_choice", None),
+            response_format=extra.pop("response_format", None),
+            extra=extra or None,
+        )
+        policy = self.policies.get(route, self.policies["none"])
+        return CacheContext(scope, policy, directives, request.temperature)
+
+    async def _lookup(
+        self, ctx: CacheContext | None, plan: Plan, *, relaxed: bool = False
+    ) -> CacheHit | None:
+        if self.cache is None or ctx is None or not ctx.directives.may_serve:
+            return None
+        return await self.cache.lookup(
+            ctx.scope, plan.text, plan.vector, ctx.policy, relaxed=relaxed
+        )
+
+    async def _store(
+        self, ctx: CacheContext | None, plan: Plan, response: ChatResponse, *, complete: bool = True
+    ) -> CacheInfo:
+        if self.cache is None or ctx is None:
+            return CacheInfo(hit=None, skipped="cache off")
+        reason = skip_reason(
+            policy=ctx.policy,
+            defaults=self.cache.defaults,
+            directives=ctx.directives,
+            temperature=ctx.temperature,
+            finish_reason=response.finish_reason,
+            complete=complete,
+        )
+        if reason is not None:
+            return CacheInfo(hit=None, skipped=reason)
+        payload = {name: getattr(response, name) for name in CACHED_FIELDS}
+        stored = await self.cache.store(ctx.scope, plan.text, plan.vector, payload, ctx.policy)
+        return CacheInfo(hit=None, stored=stored)
+
+    async def _stale(self, ctx: CacheContext | None, plan: Plan) -> CacheHit | None:
+        """Stale-if-error: the closest answer under the relaxed threshold, if the route opts in."""
+        if ctx is None or not ctx.policy.stale_if_error:
+            return None
+        return await self._lookup(ctx, plan, relaxed=True)
+
+    @staticmethod
+    def _from_cache(hit: CacheHit, plan: Plan, started: float, kind: str | None = None) -> Answer:
+        fields = {name: hit.payload[name] for name in CACHED_FIELDS}
+        response = ChatResponse(
+            **fields,
+            route=plan.route,
+            cost_usd=0.0,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            attempts=(),
+        )
+        info = CacheInfo(hit=kind or hit.kind, similarity=hit.similarity, age_s=hit.age_s)
+        return Answer(plan=plan, response=response, cache=info)
 
     async def complete(
-        self, request: ChatRequest, *, model: str | None = None, endpoint: str = "complete"
-    ) -> tuple[Plan, ChatResponse]:
+        self,
+        request: ChatRequest,
+        *,
+        model: str | None = None,
+        endpoint: str = "complete",
+        directives: Directives = NO_DIRECTIVES,
+        extra_scope: dict[str, Any] | None = None,
+    ) -> Answer:
         started = time.perf_counter()
         plan = await self.plan(request, model)
+        ctx = self._cache_context(plan, request, directives, extra_scope)
+        hit = await self._lookup(ctx, plan)
+        if hit is not None:
+            answer = self._from_cache(hit, plan, started)
+            self._log(endpoint, plan, answer.response, started, cache=answer.cache)
+            return answer
         try:
             response = await self.dispatcher.complete(request, plan.chain, route=plan.route)
+        except ChainExhaustedError as exc:
+            stale = await self._stale(ctx, plan)
+            if stale is not None:
+                answer = self._from_cache(stale, plan, started, kind="stale")
+                self._log(endpoint, plan, answer.response, started, cache=answer.cache, error=exc)
+                return answer
+            self._log(endpoint, plan, None, started, error=exc)
+            raise
         except Exception as exc:
             self._log(endpoint, plan, None, started, error=exc)
             raise
-        self._log(endpoint, plan, response, started)
-        return plan, response
+        info = await self._store(ctx, plan, response)
+        self._log(endpoint, plan, response, started, cache=info)
+        return Answer(plan=plan, response=response, cache=info)
 
     async def stream(
-        self, request: ChatRequest, *, model: str | None = None, endpoint: str = "stream"
-    ) -> tuple[Plan, AsyncIterator[DispatchEvent]]:
-        """Plan, then open the stream; ChainExhaustedError surfaces before anything is sent."""
+        self,
+        request: ChatRequest,
+        *,
+        model: str | None = None,
+        endpoint: str = "stream",
+        directives: Directives = NO_DIRECTIVES,
+        extra_scope: dict[str, Any] | None = None,
+    ) -> tuple[Plan, CacheInfo, AsyncIterator[DispatchEvent]]:
+        """Plan, then open the stream; ChainExhaustedError surfaces before anything is sent.
+
+        A cache hit is replayed as a stream; a stream that completes is stored, one that
+        fails or is cut short is not.
+        """
         started = time.perf_counter()
         plan = await self.plan(request, model)
-        events = self.dispatcher.stream(request, plan.chain, route=plan.route)
+        ctx = self._cache_context(plan, request, directives, extra_scope)
+        hit = await self._lookup(ctx, plan)
+        if hit is not None:
+            answer = self._from_cache(hit, plan, started)
+            self._log(endpoint, plan, answer.response, started, cache=answer.cache)
+            return plan, answer.cache, _replay(answer.response)
+        events = aiter(self.dispatcher.stream(request, plan.chain, route=plan.route))
         try:
-            first = await anext(aiter(events))
+            first = await anext(events)
+        except ChainExhaustedError as exc:
+            stale = await self._stale(ctx, plan)
+            if stale is None:
+                self._log(endpoint, plan, None, started, error=exc)
+                raise
+            answer = self._from_cache(stale, plan, started, kind="stale")
+            self._log(endpoint, plan, answer.response, started, cache=answer.cache, error=exc)
+            return plan, answer.cache, _replay(answer.response)
         except Exception as exc:
             self._log(endpoint, plan, None, started, error=exc)
             raise
@@ -129,19 +328,21 @@ class Gateway:
             event: DispatchEvent | None = first
             final: ChatResponse | None = None
             error: str | None = None
+            info = CacheInfo(hit=None)
             try:
                 while event is not None:
                     if isinstance(event, StreamDone):
                         final = event.response
+                        info = await self._store(ctx, plan, final)
                     elif isinstance(event, StreamError):
                         error = event.message
                     yield event
                     event = await anext(events, None)
             finally:
                 await events.aclose()  # type: ignore[attr-defined]
-                self._log(endpoint, plan, final, started, stream_error=error)
+                self._log(endpoint, plan, final, started, stream_error=error, cache=info)
 
-        return plan, relay()
+        return plan, CacheInfo(hit=None), relay()
 
     def _log(
         self,
@@ -152,6 +353,7 @@ class Gateway:
         *,
         error: BaseException | None = None,
         stream_error: str | None = None,
+        cache: CacheInfo | None = None,
     ) -> None:
         """One structured line per request. Prompt text is never logged."""
         line: dict[str, Any] = {
@@ -162,6 +364,7 @@ class Gateway:
             "pinned_model": plan.pinned,
             "chain": plan.chain,
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "cache": cache.hit if cache and cache.hit else "miss",
         }
         if response is not None:
             line.update(
@@ -175,7 +378,9 @@ class Gateway:
             )
             key = (plan.route or "none", response.model)
             self.answered_total[key] = self.answered_total.get(key, 0) + 1
-        if error is not None:
+        if error is not None and cache is not None and cache.hit == "stale":
+            line["stale_because"] = str(error)
+        elif error is not None:
             attempts = getattr(error, "attempts", [])
             line.update(
                 outcome="error",
@@ -186,3 +391,11 @@ class Gateway:
         if stream_error is not None:
             line.update(outcome="stream_error", reason=stream_error)
         request_log.info(json.dumps(line, separators=(",", ":")))
+
+
+async def _replay(response: ChatResponse, chunk_chars: int = 64) -> AsyncIterator[DispatchEvent]:
+    """A cached answer as a stream: text pieces, then the final event."""
+    text = response.text
+    for start in range(0, len(text), chunk_chars):
+        yield TextDelta(text[start : start + chunk_chars])
+    yield StreamDone(response)

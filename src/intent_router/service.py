@@ -89,7 +89,8 @@ class RouterService:
         await self.batcher.aclose()
 
     def _embed_and_match(self, texts: list[str]) -> list[tuple[np.ndarray, Decision]]:
-        vectors = self.encoder.encode(texts, batch_size=len(texts))
+        # Small encoder batches over length-sorted texts pad less than one big batch.
+        vectors = self.encoder.encode(texts, batch_size=min(len(texts), 16))
         return list(zip(vectors, self.matcher.decide(vectors), strict=True))
 
     def clean_query(self, query: str) -> tuple[str, bool]:

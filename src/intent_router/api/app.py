@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from intent_router.api import completions, errors
 from intent_router.api.routes import router
+from intent_router.cache import CacheDefaults, MemoryBackend, RedisBackend, ResponseCache
 from intent_router.config import Settings
 from intent_router.dispatch import Dispatcher
 from intent_router.embedding.encoder import Encoder
@@ -40,11 +41,17 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
             models.check_chains({r.name: r.chain for r in service.routes.routes})
         await service.start()
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+        cache = make_cache(settings, service.encoder.dimension) if models else None
+        if cache is not None:
+            await cache.start()
         async with httpx.AsyncClient(limits=limits, timeout=None) as client:
-            gateway = Gateway(service, models, Dispatcher(models, client)) if models else None
+            dispatcher = Dispatcher(models, client) if models else None
+            gateway = Gateway(service, models, dispatcher, cache) if models and dispatcher else None
             try:
                 yield {"service": service, "gateway": gateway}
             finally:
+                if cache is not None:
+                    await cache.aclose()
                 await service.aclose()
 
     app = FastAPI(title="intent-router", version="0.1.0", lifespan=lifespan)
@@ -52,3 +59,19 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.include_router(completions.router)
     errors.install(app)
     return app
+
+
+def make_cache(settings: Settings, dimension: int) -> ResponseCache | None:
+    defaults = CacheDefaults(max_entries=settings.cache_max_entries)
+    if settings.cache_backend == "off":
+        return None
+    if settings.cache_backend == "redis":
+        backend: MemoryBackend | RedisBackend = RedisBackend(
+            settings.redis_url,
+            namespace=settings.cache_namespace,
+            dim=dimension,
+            max_entries=settings.cache_max_entries,
+        )
+    else:
+        backend = MemoryBackend(dim=dimension, max_entries=settings.cache_max_entries)
+    return ResponseCache(backend, defaults=defaults)

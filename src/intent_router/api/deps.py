@@ -11,7 +11,7 @@ from intent_router.gateway import Gateway as GatewayService
 from intent_router.service import RouterService
 
 
-def get_service(request: Request) -> RouterService:
+async def get_service(request: Request) -> RouterService:
     service: RouterService = request.state.service
     return service
 
@@ -19,7 +19,7 @@ def get_service(request: Request) -> RouterService:
 Service = Annotated[RouterService, Depends(get_service)]
 
 
-def get_gateway(request: Request) -> GatewayService:
+async def get_gateway(request: Request) -> GatewayService:
     gateway: GatewayService | None = request.state.gateway
     if gateway is None:
         raise DispatchError("completions are off: the server was started without a models file")

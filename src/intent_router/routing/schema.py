@@ -6,9 +6,11 @@ Unknown keys are refused (``extra="forbid"``), so a typo never silently becomes 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from intent_router.cache.policy import RouteCachePolicy
 
 RouteName = Annotated[
     str,
@@ -30,8 +32,8 @@ class Route(BaseModel):
     utterances: list[Utterance] = Field(min_length=1)
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     chain: list[ModelName] = Field(default_factory=list)
-    cache: dict[str, Any] | None = None
-    """Per-route cache policy (see the cache module); validated by the cache policy model."""
+    cache: RouteCachePolicy | None = None
+    """Per-route response-cache policy; unset keys take the global defaults."""
 
     @field_validator("utterances", mode="before")
     @classmethod

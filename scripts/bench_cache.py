@@ -1,0 +1,256 @@
+"""Benchmark the semantic response cache: lookup latency and hit quality.
+
+Usage (from the repo root)::
+
+    python scripts/bench_cache.py [--paws ../shared/data/paws/dev.tsv] [--quick]
+
+Prints a readable report and ends with ONE line holding a JSON object.
+
+* Lookup latency of the semantic tier (``MemoryBackend.nearest``: vector search + expiry
+  bookkeeping, embedding excluded) with 10k and 100k entries in ONE scope (the worst
+  case), random unit vectors.
+* Hit quality through the real lookup path: for every pair, ``store(s1)`` then
+  ``lookup(s2)`` in a scope of its own, and count hits (exact or semantic). PAWS dev gives
+  the paraphrase hit rate (label 1) and the false-hit rate (label 0), on both halves of a
+  fixed split by ``sha256(id) % 2`` (half 0 was used to choose the defaults; half 1 was
+  not looked at while choosing). ``scripts/data/cache_pairs.tsv`` gives hand-written near
+  misses and paraphrases. A threshold sweep shows the trade-off, with and without the
+  verifier.
+
+The end-to-end hit-vs-miss latency through the HTTP app (``hit_latency_ratio``) belongs in
+:func:`measure_hit_latency`, left for when the app exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from intent_router.cache import (
+    AcceptAll,
+    CacheDefaults,
+    CachePolicy,
+    CacheScope,
+    MemoryBackend,
+    ResponseCache,
+    Verifier,
+)
+from intent_router.cache.entry import CacheEntry
+from intent_router.cache.policy import DEFAULT_THRESHOLD
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_PAWS = REPO.parent / "shared" / "data" / "paws" / "dev.tsv"
+DEFAULT_PAIRS = REPO / "scripts" / "data" / "cache_pairs.tsv"
+SWEEP = (0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98)
+Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Pair:
+    ident: str
+    cached: str
+    query: str
+    label: int
+    group: str
+
+
+def read_paws(path: Path) -> list[Pair]:
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        cols = line.rstrip("\r").split("\t")
+        if len(cols) != 4 or cols[0] == "id":
+            continue
+        half = int(hashlib.sha256(cols[0].encode()).hexdigest(), 16) % 2
+        pairs.append(Pair(cols[0], cols[1], cols[2], int(cols[3]), f"half{half}"))
+    return pairs
+
+
+def read_hand(path: Path) -> list[Pair]:
+    pairs = []
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    for i, line in enumerate(ln for ln in lines if not ln.startswith("#")):
+        cols = line.split("\t")
+        if i == 0 or len(cols) != 4:
+            continue
+        pairs.append(Pair(str(i), cols[2], cols[3], int(cols[0]), cols[1]))
+    return pairs
+
+
+def embed_pairs(pairs: list[Pair], cache_dir: Path | None) -> tuple[Vectors, Vectors]:
+    """Embed both sides with the real encoder (vectors memoised on disk by content hash)."""
+    from intent_router.embedding.encoder import Encoder
+
+    texts = [p.cached for p in pairs] + [p.query for p in pairs]
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    file = cache_dir / f"vectors-{digest}.npy" if cache_dir else None
+    if file is not None and file.is_file():
+        vectors = np.load(file)
+    else:
+        vectors = Encoder().encode(texts, batch_size=128)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            np.save(file, vectors)
+    return vectors[: len(pairs)], vectors[len(pairs) :]
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ms = np.asarray(samples) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
+def bench_lookup(n: int, queries: int, seed: int = 0) -> tuple[float, float]:
+    """p50/p95 ms of one semantic-tier lookup with ``n`` entries in a single scope."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    backend = MemoryBackend(max_entries=n)
+    scope = CacheScope.of(route="bench").digest
+    for i in range(n):
+        entry = CacheEntry(f"k{i}", scope, f"q{i}", 0.0, 9e18, 9e18)
+        backend.store.put(entry, vectors[i])
+    picks = vectors[rng.integers(0, n, queries)]
+    noisy = picks + 0.03 * rng.standard_normal(picks.shape).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    for q in noisy[:20]:  # warm-up
+        backend.store.nearest(scope, q, 4, DEFAULT_THRESHOLD)
+    samples = []
+    for q in noisy:
+        start = time.perf_counter()
+        backend.store.nearest(scope, q, 4, DEFAULT_THRESHOLD)
+        samples.append(time.perf_counter() - start)
+    return percentiles(samples)
+
+
+async def run_pairs(
+    pairs: list[Pair], a: Vectors, b: Vectors, verifier: Verifier, thresholds: tuple[float, ...]
+) -> dict[float, list[bool]]:
+    """store(cached) then lookup(query), one scope per pair; hits per threshold."""
+    store_policy = CachePolicy(threshold=min(thresholds))
+    cache = ResponseCache(
+        MemoryBackend(max_entries=len(pairs) + 1),
+        verifier=verifier,
+        defaults=CacheDefaults(max_entries=len(pairs) + 1),
+    )
+    scopes = [CacheScope.of(route=f"pair-{p.ident}") for p in pairs]
+    for p, scope, vec in zip(pairs, scopes, a, strict=True):
+        await cache.store(scope, p.cached, vec, {"answer": p.ident}, store_policy)
+    hits: dict[float, list[bool]] = {}
+    for t in thresholds:
+        policy = CachePolicy(threshold=t)
+        hits[t] = [
+            (await cache.lookup(scope, p.query, vec, policy)) is not None
+            for p, scope, vec in zip(pairs, scopes, b, strict=True)
+        ]
+    return hits
+
+
+def rate(hits: list[bool], pairs: list[Pair], label: int, group: str | None = None) -> float:
+    chosen = [h for h, p in zip(hits, pairs, strict=True) if p.label == label]
+    if group is not None:
+        chosen = [
+            h for h, p in zip(hits, pairs, strict=True) if p.label == label and p.group == group
+        ]
+    return sum(chosen) / len(chosen) if chosen else float("nan")
+
+
+def measure_hit_latency() -> float | None:
+    """HOOK for the lead: end-to-end latency of a cache hit / a miss through the HTTP app.
+
+    Return ``hit_latency_ratio`` (p50 hit / p50 miss). Not implemented: the app does not
+    exist yet in this module's scope.
+    """
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--paws", type=Path, default=DEFAULT_PAWS)
+    parser.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
+    parser.add_argument("--queries", type=int, default=500, help="timed lookups per size")
+    parser.add_argument("--quick", action="store_true", help="first 1000 PAWS pairs only")
+    parser.add_argument(
+        "--vector-cache",
+        type=Path,
+        default=Path.home() / ".cache" / "intent-router" / "bench-cache",
+        help="where embedded pair vectors are memoised ('' to disable)",
+    )
+    args = parser.parse_args(argv)
+    cache_dir = args.vector_cache if str(args.vector_cache) else None
+    result: dict[str, object] = {"default_threshold": DEFAULT_THRESHOLD}
+
+    print("== semantic-tier lookup (one scope, random unit vectors, embedding excluded)")
+    for n, name in ((10_000, "10k"), (100_000, "100k")):
+        p50, p95 = bench_lookup(n, args.queries)
+        result[f"lookup_p50_ms_{name}"] = round(p50, 3)
+        result[f"lookup_p95_ms_{name}"] = round(p95, 3)
+        print(f"  {n:>7,} entries: p50 {p50:.3f} ms   p95 {p95:.3f} ms")
+
+    paws = read_paws(args.paws)
+    if args.quick:
+        paws = paws[:1000]
+    hand = read_hand(args.pairs)
+    print(f"\n== hit quality through store/lookup ({len(paws)} PAWS pairs, {len(hand)} hand pairs)")
+    paws_a, paws_b = embed_pairs(paws, cache_dir)
+    hand_a, hand_b = embed_pairs(hand, cache_dir)
+    verified = asyncio.run(run_pairs(paws, paws_a, paws_b, Verifier(), SWEEP))
+    cosine = asyncio.run(run_pairs(paws, paws_a, paws_b, AcceptAll(), SWEEP))
+    hand_v = asyncio.run(run_pairs(hand, hand_a, hand_b, Verifier(), SWEEP))
+
+    print("\n  threshold | PAWS para hit  false hit | half0 para/false | half1 para/false"
+          " | cosine-only para/false | near-miss false | hand para | hand hard")  # fmt: skip
+    for t in SWEEP:
+        v, c, h = verified[t], cosine[t], hand_v[t]
+        para_hit = [x for x, p in zip(h, hand, strict=True) if p.group == "para"]
+        hard_hit = [x for x, p in zip(h, hand, strict=True) if p.group == "para_hard"]
+        mark = " <- default" if t == DEFAULT_THRESHOLD else ""
+        print(
+            f"  {t:9.2f} | {rate(v, paws, 1):13.3f}  {rate(v, paws, 0):9.4f} |"
+            f" {rate(v, paws, 1, 'half0'):.3f}/{rate(v, paws, 0, 'half0'):.4f}   |"
+            f" {rate(v, paws, 1, 'half1'):.3f}/{rate(v, paws, 0, 'half1'):.4f}   |"
+            f" {rate(c, paws, 1):.3f}/{rate(c, paws, 0):.3f}            |"
+            f" {rate(h, hand, 0):15.4f} | {np.mean(para_hit):9.3f} | {np.mean(hard_hit):9.3f}"
+            f"{mark}"
+        )
+    d = DEFAULT_THRESHOLD
+    hand_hits = hand_v[d]
+    result |= {
+        "paraphrase_hit_rate": round(rate(verified[d], paws, 1), 4),
+        "false_hit_rate": round(rate(verified[d], paws, 0), 4),
+        "paraphrase_hit_rate_half0": round(rate(verified[d], paws, 1, "half0"), 4),
+        "false_hit_rate_half0": round(rate(verified[d], paws, 0, "half0"), 4),
+        "paraphrase_hit_rate_half1": round(rate(verified[d], paws, 1, "half1"), 4),
+        "false_hit_rate_half1": round(rate(verified[d], paws, 0, "half1"), 4),
+        "cosine_only_paraphrase_hit_rate": round(rate(cosine[d], paws, 1), 4),
+        "cosine_only_false_hit_rate": round(rate(cosine[d], paws, 0), 4),
+        "near_miss_false_hit_rate": round(rate(hand_hits, hand, 0), 4),
+        "hand_paraphrase_hit_rate": round(rate(hand_hits, hand, 1), 4),
+        "hand_paraphrase_hit_rate_plain": round(
+            float(np.mean([x for x, p in zip(hand_hits, hand, strict=True) if p.group == "para"])),
+            4,
+        ),
+        "paws_pairs": len(paws),
+        "near_miss_pairs": sum(p.label == 0 for p in hand),
+        "hand_paraphrase_pairs": sum(p.label == 1 for p in hand),
+    }
+    lies = [p for x, p in zip(hand_hits, hand, strict=True) if x and p.label == 0]
+    for p in lies:
+        print(f"  FALSE HIT ({p.group}): {p.cached!r} -> {p.query!r}")
+    ratio = measure_hit_latency()
+    if ratio is not None:
+        result["hit_latency_ratio"] = ratio
+    print()
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

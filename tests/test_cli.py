@@ -1,0 +1,134 @@
+"""The ``intent-router`` command, through its real entry point on a tiny route set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from intent_router.build import build_index
+from intent_router.cli import main
+from intent_router.embedding.encoder import Encoder
+from intent_router.embedding.index import current_build
+
+# Four clear in-scope requests, four clear out-of-scope ones, and one row labelled wrong on
+# purpose (a math request with gold "translation"), so every metric has a known value.
+ROWS = [
+    ("write a python function that reverses a string", "code"),
+    ("solve 2x + 3 = 11", "math"),
+    ("translate 'good night' into spanish", "translation"),
+    ("hello, how are you doing", "chitchat"),
+    ("what is the capital of australia", None),
+    ("my washing machine is leaking water", None),
+    ("what time does the pharmacy close", None),
+    ("recommend a good hiking boot", None),
+    ("solve 2x + 3 = 11", "translation"),
+]
+
+
+@pytest.fixture
+def index_dir(routes_dir: Path, tmp_path: Path, encoder: Encoder) -> Path:
+    """An index of the small route set, built with the session's encoder."""
+    folder = tmp_path / "index"
+    build_index(routes_dir, folder, encoder)
+    return folder
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "route": r}) + "\n" for t, r in ROWS))
+    return path
+
+
+def _flags(routes_dir: Path, index_dir: Path) -> list[str]:
+    return ["-q", "--routes", str(routes_dir), "--index", str(index_dir)]
+
+
+def _cli(command: str, routes_dir: Path, index_dir: Path, *extra: str) -> int:
+    flags = _flags(routes_dir, index_dir)
+    return main([flags[0], command, *flags[1:], *extra])
+
+
+def test_build_prints_the_counts(
+    routes_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli("build", routes_dir, tmp_path / "index") == 0
+    out = capsys.readouterr().out
+    assert "4 routes, 40 utterances (40 embedded, 0 reused)" in out
+    assert str(current_build(tmp_path / "index")) in out
+
+
+def test_eval_json_prints_one_object_consistent_with_the_data(
+    routes_dir: Path, index_dir: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli("eval", routes_dir, index_dir, "--dataset", str(dataset), "--json") == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    summary = json.loads(lines[0])
+    assert set(summary) == {"n", "in_scope_accuracy", "oos_recall", "overall_accuracy", "macro_f1"}
+    assert summary["n"] == len(ROWS)
+    assert summary["in_scope_accuracy"] == pytest.approx(4 / 5, abs=1e-4)
+    assert summary["oos_recall"] == pytest.approx(1.0)
+    assert summary["overall_accuracy"] == pytest.approx(8 / 9, abs=1e-4)
+    # F1 per class: code 1, chitchat 1, none 1, math 2/3 (one false positive),
+    # translation 2/3 (one miss): the mean over the five classes.
+    assert summary["macro_f1"] == pytest.approx((3 + 4 / 3) / 5, abs=1e-4)
+
+
+def test_eval_report_shows_per_route_precision_recall_and_confusions(
+    routes_dir: Path, index_dir: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli("eval", routes_dir, index_dir, "--dataset", str(dataset)) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("route"))
+    assert "precision" in header and "recall" in header
+    names = {"chitchat", "code", "math", "translation", "<none>"}
+    rows = {
+        parts[0]: parts[1:3]
+        for line in out.splitlines()
+        if len(parts := line.split()) == 5 and parts[0] in names
+    }
+    assert rows == {
+        "chitchat": ["1.000", "1.000"],
+        "code": ["1.000", "1.000"],
+        "math": ["0.500", "1.000"],
+        "translation": ["1.000", "0.500"],
+        "<none>": ["1.000", "1.000"],
+    }
+    assert "most confused (gold -> predicted):" in out
+    assert "translation -> math: 1" in out
+
+
+def test_fit_writes_thresholds_into_the_current_build(
+    routes_dir: Path, index_dir: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli("fit", routes_dir, index_dir, "--dataset", str(dataset)) == 0
+    assert "fitted global threshold" in capsys.readouterr().out
+    stored = json.loads((current_build(index_dir) / "thresholds.json").read_text())
+    assert isinstance(stored["global"], float)
+    assert stored["fitted_on"] == str(dataset)
+    assert _cli("eval", routes_dir, index_dir, "--dataset", str(dataset), "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n"] == len(ROWS)
+
+
+def test_a_malformed_dataset_line_is_refused_with_file_and_line(
+    routes_dir: Path, index_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "solve 2x + 3 = 11", "route": "math"}\n{"text": "oops", \n')
+    assert _cli("eval", routes_dir, index_dir, "--dataset", str(bad), "--json") == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{bad}:2" in captured.err and "not valid JSON" in captured.err
+
+
+def test_a_missing_index_names_the_build_command(
+    routes_dir: Path, tmp_path: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli("eval", routes_dir, tmp_path / "nothing", "--dataset", str(dataset)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "intent-router build" in captured.err
