@@ -117,7 +117,10 @@ def test_cache_control_no_cache_and_no_store(server: str, fake: FakeUpstream) ->
     ask(server, CODE_Q)
     fresh = ask(server, CODE_Q, headers={"cache-control": "no-cache"})
     assert fresh.headers["x-intent-router-cache"] == "miss"  # not served from the cache
+    assert fresh.json()["cache"]["skipped"] == "no-cache"  # nor stored
     assert fake.calls("claude-up") == 2
+    served = ask(server, CODE_Q, headers={"cache-control": "no-store"})
+    assert served.headers["x-intent-router-cache"] == "exact"  # no-store still looks up
     unstored = ask(server, "implement a linked list in C", headers={"cache-control": "no-store"})
     assert not unstored.json()["cache"]["stored"]
     assert ask(server, "implement a linked list in C").headers["x-intent-router-cache"] == "miss"

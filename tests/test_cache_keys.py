@@ -114,7 +114,8 @@ def test_cache_control_directives() -> None:
     assert parse_cache_control(None) == Directives()
     assert parse_cache_control("no-cache") == Directives(no_cache=True)
     assert parse_cache_control("max-age=0, No-Store") == Directives(no_store=True)
-    assert not parse_cache_control("no-store").may_serve
+    assert parse_cache_control("no-store").may_serve  # looked up, just not stored
+    assert not parse_cache_control("no-cache").may_serve
     assert parse_cache_control("max-age=60").may_serve
 
 
@@ -124,7 +125,7 @@ def test_cache_control_directives() -> None:
         ({}, None),
         ({"policy": CachePolicy(enabled=False)}, "disabled"),
         ({"directives": Directives(no_store=True)}, "no-store"),
-        ({"directives": Directives(no_cache=True)}, None),
+        ({"directives": Directives(no_cache=True)}, "no-cache"),
         ({"status": 502}, "status"),
         ({"complete": False}, "incomplete"),
         ({"finish_reason": "length"}, "finish-reason"),

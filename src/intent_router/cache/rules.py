@@ -1,9 +1,9 @@
 """When may a response be stored or a cached one served? Pure helpers for the service.
 
 HTTP-level decisions stay in the service; these functions just make them one-liners and
-testable: ``Cache-Control: no-store`` (never store, never serve), ``no-cache`` (do not
-serve from cache, but the fresh answer may be stored), the temperature limit, failed or
-truncated responses.
+testable: ``Cache-Control: no-cache`` bypasses the cache (nothing served from it, nothing
+stored), ``no-store`` may be answered from the cache but its answer is not stored; the
+temperature limit; failed or truncated responses.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Directives:
 
     @property
     def may_serve(self) -> bool:
-        return not (self.no_cache or self.no_store)
+        return not self.no_cache
 
 
 def parse_cache_control(header: str | None) -> Directives:
@@ -52,6 +52,8 @@ def skip_reason(
         return "disabled"
     if directives.no_store:
         return "no-store"
+    if directives.no_cache:
+        return "no-cache"
     if status != 200:
         return "status"
     if not complete:
