@@ -104,7 +104,7 @@ def test_default_chain_must_name_known_models(tmp_path: Path) -> None:
 
 
 def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
-    with pytest.raises(ModelsFileError, match="invalid YAML") as info:
+    with pytest.raises(ModelsFileError, match="YAML syntax error") as info:
         load_models(write(tmp_path, GOOD.replace("  b:\n", "  b: [\n")))
     assert info.value.line is not None and info.value.line >= 12
 

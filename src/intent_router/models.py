@@ -26,12 +26,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from intent_router.errors import ModelsFileError, UpstreamError
+from intent_router.yamlfile import read_mapping, validation_error
 
 Provider = Literal["openai", "anthropic", "gemini"]
 ModelName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
@@ -120,46 +120,8 @@ class ModelsConfig(_Strict):
 def load_models(path: str | Path) -> ModelsConfig:
     """Read and validate the models file once; raise ModelsFileError on any problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ModelsFileError(f"cannot read models file: {exc.strerror}", path=path) from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ModelsFileError(f"invalid YAML: {problem}", path=path, line=line) from exc
-    if not isinstance(data, dict):
-        raise ModelsFileError("top level must be a mapping", path=path, line=1)
+    data, node = read_mapping(path, ModelsFileError, "models file")
     try:
         return ModelsConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        field = ".".join(str(p) for p in loc) or None
-        raise ModelsFileError(err["msg"], path=path, line=_line_of(root, loc), field=field) from exc
-
-
-def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the deepest YAML node reachable along a pydantic error location."""
-    if node is None:
-        return None
-    line: int = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((kv for kv in node.value if kv[0].value == str(part)), None)
-            if match is None:
-                return line
-            key, node = match
-            line = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+        raise validation_error(exc, ModelsConfig, node, path, ModelsFileError) from None

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from intent_router.errors import RouteFileError
 from intent_router.routing.schema import Route
+from intent_router.yamlfile import read_mapping, validation_error
 
 ROUTE_SUFFIXES = (".yaml", ".yml")
 
@@ -82,55 +80,9 @@ def load_routes(folder: str | Path) -> RouteSet:
 
 
 def load_route_file(path: Path) -> Route:
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RouteFileError(f"YAML syntax error: {problem}", path=path, line=line) from exc
-    if not isinstance(data, dict):
-        raise RouteFileError(
-            f"a route file must be a mapping of keys, got {type(data).__name__}", path=path, line=1
-        )
+    data, node = read_mapping(path, RouteFileError, "route file")
     data.setdefault("name", path.stem)
     try:
         return Route.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc: Sequence[Any] = first["loc"]
-        field = ".".join(str(part) for part in loc) or None
-        message = first["msg"]
-        if first["type"] == "extra_forbidden":
-            allowed = ", ".join(Route.model_fields)
-            message = f"unknown key (allowed: {allowed})"
-        more = len(exc.errors()) - 1
-        if more:
-            message += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise RouteFileError(message, path=path, line=_line_of(node, loc), field=field) from None
-
-
-def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
-    """The 1-based line of the YAML node at ``loc`` (keys, then list indexes), if found."""
-    if node is None:
-        return None
-    line: int = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == part:
-                    node = value_node
-                    line = int(key_node.start_mark.line) + 1
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = int(node.start_mark.line) + 1
-        else:
-            return line
-    return line
+        raise validation_error(exc, Route, node, path, RouteFileError) from None
