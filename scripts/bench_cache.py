@@ -165,20 +165,19 @@ def rate(hits: list[bool], pairs: list[Pair], label: int, group: str | None = No
 def measure_hit_latency(rounds: int = 40, upstream_ms: int = 200) -> float:
     """End-to-end ``POST /complete`` latency of a cache hit over a miss, through the real app.
 
-    The router (shipped routes, in-process cache) and the fake upstream (answering after
-    ``upstream_ms``) run as real servers on loopback. Each round asks a new question (a
+    The router (``intent-router serve`` in its own process: shipped routes, in-process
+    cache) and the fake upstream (answering after ``upstream_ms``) run as real servers on
+    loopback; the client is ``http.client`` with keep-alive. Each round asks a new question (a
     miss that calls the upstream), then the same question again (an exact hit) and a
     reworded one (a semantic hit when the verifier agrees). Returns p50(hit) / p50(miss).
     """
+    import http.client
     import tempfile
 
-    import httpx
     import yaml
 
-    from intent_router.api.app import create_app
-    from intent_router.config import Settings
     from intent_router.testing import FakeUpstream
-    from intent_router.testing.server import serve_in_thread
+    from intent_router.testing.server import serve_in_subprocess
 
     repo = Path(__file__).resolve().parent.parent
     names = sorted({m for f in (repo / "routes").glob("*.yaml")
@@ -192,20 +191,22 @@ def measure_hit_latency(rounds: int = 40, upstream_ms: int = 200) -> float:
         }  # fmt: skip
         models_file = Path(tmp) / "models.yaml"
         models_file.write_text(yaml.safe_dump({"default_chain": names[:1], "models": models}))
-        settings = Settings(
-            routes_dir=repo / "routes", index_dir=Path(tmp) / "index",
-            models_file=models_file, build_on_start=True,
-        )  # fmt: skip
+        args = ["--routes", str(repo / "routes"), "--index", str(Path(tmp) / "index"),
+                "--models", str(models_file), "--build"]  # fmt: skip
         misses: list[float] = []
         hits: list[float] = []
-        with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url) as http:
+        with serve_in_subprocess(args) as url:
+            conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]))
 
             def timed(query: str) -> tuple[float, str]:
                 t0 = time.perf_counter()
-                response = http.post("/complete", json={"query": query}, timeout=30)
+                conn.request("POST", "/complete", json.dumps({"query": query}),
+                             {"content-type": "application/json"})  # fmt: skip
+                response = conn.getresponse()
+                response.read()
                 elapsed = (time.perf_counter() - t0) * 1000
-                response.raise_for_status()
-                return elapsed, response.headers["x-intent-router-cache"]
+                assert response.status == 200, response.status
+                return elapsed, str(response.headers["x-intent-router-cache"])
 
             for i in range(rounds):
                 question = f"write a python function number {i} that parses a date"

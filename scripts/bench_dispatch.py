@@ -59,6 +59,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import re
 import socket
@@ -187,6 +188,7 @@ def router_in_thread(folder: Path, models_file: Path) -> Iterator[Router]:
         index_dir=folder / "index",
         models_file=models_file,
         build_on_start=True,
+        cache_backend="off",  # measure dispatch: every request must reach the upstream
     )
     tap = _StateTap(create_app(settings, encoder=Encoder(settings.encoder)))
     with serve_in_thread(tap, startup_timeout_s=300) as url:
@@ -205,7 +207,8 @@ def router_in_subprocess(folder: Path, models_file: Path) -> Iterator[Router]:
     ]  # fmt: skip
     log_path = folder / "router.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, "INTENT_ROUTER_CACHE_BACKEND": "off"}  # measure dispatch alone
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + 300
             while True:

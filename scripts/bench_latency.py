@@ -1,30 +1,20 @@
 """Latency and throughput of ``POST /route`` against the bare encoder, in one run.
 
-Setup (all in this one process, loopback only):
+Setup (loopback only):
 
-* one :class:`~intent_router.embedding.encoder.Encoder`, loaded once and shared by the bare
-  measurements and the server (so both run the very same model object);
-* the real app, ``create_app(Settings(routes_dir=routes/, index_dir=<temp>,
-  models_file=None, build_on_start=True), encoder=encoder)``, under a real uvicorn server in
-  a background thread (``intent_router.testing.server.serve_in_thread``) on 127.0.0.1;
-* queries: the texts of ``tests/data/llm_requests.jsonl`` plus the shipped route
-  utterances, shuffled with a fixed seed (varied lengths, like real LLM traffic).
+* the router runs as users run it, in its own process: ``intent-router serve --models none``
+  on the shipped ``routes/`` with a fresh index folder (built at start-up);
+* this process loads the same encoder (same model, same backend) for the bare figures;
+* the client is ``http.client`` with keep-alive (one connection per client thread): a thin
+  client, so the figures are the router's and not a client library's;
+* queries: ``tests/data/llm_requests.jsonl`` plus the shipped route utterances, shuffled
+  with a fixed seed (varied lengths, like real LLM traffic).
 
-The machine has 2 cores shared with other work, so every figure that matters is a ratio
-taken within this run, and the two latencies are *paired*: after warm-up, each sample
-times one bare ``Encoder.encode([q])`` and then one ``POST /route`` for the same query,
-so drifting background load hits both alike (the server is idle during the bare call).
-
-Throughput: 1, 8 and 32 concurrent clients, each looping for ``--duration`` seconds on
-one ``httpx.AsyncClient`` (keep-alive, one connection per client) in a single asyncio
-thread, so the load generator takes as little CPU as it can from the CPU-bound server.
-
-Layer timings printed to explain the figures (not in the JSON): ``GET /healthz`` (HTTP +
-JSON + dependency floor), ``Matcher.decide`` on one vector, ``RouterService.route`` without
-HTTP (batcher queue + worker thread + encode + match) paired with the bare encoder, and
-the bare encoder on 1, 8 and 32 queries per call (the ceiling any micro-batching can
-reach), plus 32 per call in chunks of 8 (``batch_size=8``: sentence-transformers sorts by
-length, so less padding).
+The machine has 2 cores shared with other work, so the figures that matter are ratios
+taken in this run, and the two latencies are *paired*: each sample times one bare
+``Encoder.encode([q])`` and then one ``POST /route`` for the same query (the server is
+idle during the bare call). Throughput: 1, 8 and 32 client threads, each looping for
+``--duration`` seconds.
 
     python3 scripts/bench_latency.py [--routes routes] [--data tests/data/llm_requests.jsonl]
                                      [--samples 300] [--duration 8]
@@ -36,242 +26,138 @@ p50_ratio, qps_1, qps_8, qps_32, throughput_ratio (= qps_32 / qps_1).
 from __future__ import annotations
 
 import argparse
-import asyncio
+import http.client
 import json
-import logging
 import random
 import statistics
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import httpx
+import yaml
 
-from intent_router.api.app import create_app
-from intent_router.config import Settings
-from intent_router.embedding.encoder import DEFAULT_MODEL, Encoder
-from intent_router.embedding.index import load_index
-from intent_router.routing.loader import load_routes
-from intent_router.routing.matcher import Matcher
-from intent_router.service import RouterService
-from intent_router.testing.server import serve_in_thread
+from intent_router.embedding.encoder import Encoder
+from intent_router.testing.server import serve_in_subprocess
 
-REPO = Path(__file__).resolve().parents[1]
-TARGET_P50_RATIO = 1.25
-TARGET_THROUGHPUT_RATIO = 4.0
+REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
     args = _parser().parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    encoder = Encoder(args.encoder or DEFAULT_MODEL)
-    queries = _queries(Path(args.routes), Path(args.data))
-    print(f"{len(queries)} distinct queries; encoder {encoder.id}")
-    for query in queries[:20]:  # warm-up: first calls allocate and tune kernels
-        encoder.encode([query])
-
-    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
-        settings = Settings(
-            routes_dir=Path(args.routes),
-            index_dir=Path(tmp),
-            models_file=None,
-            build_on_start=True,
-        )
-        app = create_app(settings, encoder=encoder)
-        with serve_in_thread(app) as base_url:
-            print(f"server up at {base_url} (index built at start-up)")
-            with httpx.Client(base_url=base_url, timeout=60) as client:
-                for query in queries[:20]:
-                    _post(client, query)
-                bare, route = _paired(encoder, client, queries, args.samples)
-                health = _timed(lambda: client.get("/healthz").raise_for_status(), 100)
-            matcher_ms = _matcher_ms(settings, encoder, queries[0])
-            service_pairs = asyncio.run(_service_paired(settings, encoder, queries, 100))
-            qps = {
-                c: asyncio.run(_throughput(base_url, queries, c, args.duration)) for c in (1, 8, 32)
-            }
-            with httpx.Client(base_url=base_url, timeout=60) as client:
-                metrics = client.get("/metrics").text
-        ceiling = {
-            (size, chunk): _encode_rate(encoder, queries, size, chunk)
-            for size, chunk in ((1, 1), (8, 8), (32, 32), (32, 8))
-        }
-
-    figures = {
-        "bare_encode_p50_ms": round(_pct(bare, 50), 2),
-        "route_p50_ms": round(_pct(route, 50), 2),
-        "route_p95_ms": round(_pct(route, 95), 2),
-        "p50_ratio": round(_pct(route, 50) / _pct(bare, 50), 3),
+    queries = _queries(args.routes, args.data)
+    encoder = Encoder()
+    with _router(args.routes) as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        for query in queries[:30]:  # warm-up: both paths, caches and allocator
+            encoder.encode([query])
+            _post(conn, query)
+        bare, routed = [], []
+        for i in range(args.samples):
+            query = queries[i % len(queries)]
+            t0 = time.perf_counter()
+            encoder.encode([query])
+            t1 = time.perf_counter()
+            _post(conn, query)
+            t2 = time.perf_counter()
+            bare.append((t1 - t0) * 1000)
+            routed.append((t2 - t1) * 1000)
+        conn.close()
+        qps = {n: _throughput(port, queries, n, args.duration) for n in (1, 8, 32)}
+        metrics = _get(port, "/metrics")
+    result = {
+        "bare_encode_p50_ms": round(statistics.median(bare), 3),
+        "route_p50_ms": round(statistics.median(routed), 3),
+        "route_p95_ms": round(_pct(routed, 95), 3),
+        "p50_ratio": round(statistics.median(routed) / statistics.median(bare), 3),
         "qps_1": round(qps[1], 1),
         "qps_8": round(qps[8], 1),
         "qps_32": round(qps[32], 1),
         "throughput_ratio": round(qps[32] / qps[1], 2),
     }
-    _report(figures, bare, route, health, matcher_ms, service_pairs, ceiling, metrics)
-    print(json.dumps(figures))
+    print(f"bare encoder, one query: p50 {result['bare_encode_p50_ms']} ms "
+          f"(p95 {_pct(bare, 95):.2f} ms) over {len(bare)} queries")  # fmt: skip
+    print(f"POST /route, one client: p50 {result['route_p50_ms']} ms, "
+          f"p95 {result['route_p95_ms']} ms -> {result['p50_ratio']}x bare")  # fmt: skip
+    for n, rate in qps.items():
+        print(f"throughput with {n:>2} clients: {rate:7.1f} requests/s ({rate / qps[1]:.2f}x)")
+    print("server batching:")
+    for line in metrics.splitlines():
+        if line.startswith("intent_router_encoder_batch"):
+            print("  " + line)
+    print(json.dumps(result))
     return 0
 
 
-def _queries(routes_dir: Path, data: Path) -> list[str]:
+@contextmanager
+def _router(routes: Path) -> Iterator[int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["--routes", str(routes), "--index", tmp, "--models", "none", "--build"]
+        with serve_in_subprocess(args) as url:
+            yield int(url.rsplit(":", 1)[1])
+
+
+def _queries(routes: Path, data: Path) -> list[str]:
     texts = [json.loads(line)["text"] for line in data.read_text().splitlines() if line.strip()]
-    for route in load_routes(routes_dir).routes:
-        texts.extend(route.utterances)
-    unique = list(dict.fromkeys(texts))
-    random.Random(7).shuffle(unique)
-    return unique
+    for path in sorted(routes.glob("*.yaml")):
+        texts += yaml.safe_load(path.read_text())["utterances"]
+    random.Random(7).shuffle(texts)
+    return texts
 
 
-def _post(client: httpx.Client, query: str) -> dict[str, Any]:
-    response = client.post("/route", json={"query": query})
-    response.raise_for_status()
-    body: dict[str, Any] = response.json()
-    return body
+def _post(conn: http.client.HTTPConnection, query: str) -> None:
+    conn.request("POST", "/route", json.dumps({"query": query}),
+                 {"content-type": "application/json"})  # fmt: skip
+    response = conn.getresponse()
+    body = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"/route answered {response.status}: {body[:200]!r}")
 
 
-def _paired(
-    encoder: Encoder, client: httpx.Client, queries: list[str], samples: int
-) -> tuple[list[float], list[float]]:
-    """``samples`` pairs of (bare encode, POST /route) times in ms for the same query."""
-    bare, route = [], []
-    for i in range(samples):
-        query = queries[(i + 20) % len(queries)]
-        started = time.perf_counter()
-        encoder.encode([query])
-        bare.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        _post(client, query)
-        route.append((time.perf_counter() - started) * 1000)
-    return bare, route
-
-
-def _timed(call: Callable[[], object], n: int) -> list[float]:
-    times = []
-    for _ in range(n):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
-def _matcher_ms(settings: Settings, encoder: Encoder, query: str) -> float:
-    """p50 of ``Matcher.decide`` on one query vector, on the index the server built."""
-    routes = load_routes(settings.routes_dir)
-    matcher = Matcher(routes, load_index(settings.index_dir))
-    vector = encoder.encode([query])
-    return _pct(_timed(lambda: matcher.decide(vector), 200), 50)
-
-
-async def _service_paired(
-    settings: Settings, encoder: Encoder, queries: list[str], samples: int
-) -> tuple[list[float], list[float]]:
-    """Paired (bare encode, ``RouterService.route``) ms: the service layer without HTTP."""
-    service = RouterService.from_settings(settings, encoder)
-    await service.start()
-    bare, routed = [], []
+def _get(port: int, path: str) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        for i in range(samples):
-            query = queries[(i + 400) % len(queries)]
-            started = time.perf_counter()
-            encoder.encode([query])
-            bare.append((time.perf_counter() - started) * 1000)
-            started = time.perf_counter()
-            await service.route(query)
-            routed.append((time.perf_counter() - started) * 1000)
+        conn.request("GET", path)
+        return conn.getresponse().read().decode()
     finally:
-        await service.aclose()
-    return bare, routed
+        conn.close()
 
 
-def _encode_rate(encoder: Encoder, queries: list[str], size: int, chunk: int) -> float:
-    """Queries/s of the bare encoder on ``size`` queries per call, ``batch_size=chunk``."""
-    done, started, i = 0, time.perf_counter(), 0
-    while time.perf_counter() - started < 3 or done < 2 * size:
-        batch = [queries[(i + k) % len(queries)] for k in range(size)]
-        encoder.encode(batch, batch_size=chunk)
-        done, i = done + size, i + size
-    return done / (time.perf_counter() - started)
+def _throughput(port: int, queries: list[str], clients: int, duration: float) -> float:
+    counts = [0] * clients
+    stop = time.monotonic() + duration
 
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        i = k * 97
+        while time.monotonic() < stop:
+            _post(conn, queries[i % len(queries)])
+            counts[k] += 1
+            i += 1
+        conn.close()
 
-async def _throughput(base_url: str, queries: list[str], clients: int, duration: float) -> float:
-    """Completed ``POST /route`` per second with ``clients`` concurrent looping clients."""
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
-        # warm every connection first, so connection set-up is not counted
-        await asyncio.gather(*(client.post("/route", json={"query": q}) for q in queries[:clients]))
-        counts = [0] * clients
-        deadline = time.perf_counter() + duration
-
-        async def loop(worker: int) -> None:
-            i = worker * 997
-            while time.perf_counter() < deadline:
-                response = await client.post("/route", json={"query": queries[i % len(queries)]})
-                response.raise_for_status()
-                counts[worker] += 1
-                i += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(loop(w) for w in range(clients)))
-        return sum(counts) / (time.perf_counter() - started)
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.monotonic() - started)
 
 
 def _pct(values: list[float], q: float) -> float:
-    if q == 50:
-        return statistics.median(values)
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
-def _report(
-    figures: dict[str, Any],
-    bare: list[float],
-    route: list[float],
-    health: list[float],
-    matcher_ms: float,
-    service_pairs: tuple[list[float], list[float]],
-    ceiling: dict[tuple[int, int], float],
-    metrics: str,
-) -> None:
-    print(f"\none query, {len(bare)} paired samples (ms):")
-    print(f"  bare Encoder.encode([q])  p50 {_pct(bare, 50):7.2f}  p95 {_pct(bare, 95):7.2f}")
-    print(f"  POST /route               p50 {_pct(route, 50):7.2f}  p95 {_pct(route, 95):7.2f}")
-    print(f"  GET /healthz (HTTP floor) p50 {_pct(health, 50):7.2f}")
-    print(f"  Matcher.decide(1 vector)  p50 {matcher_ms:7.3f}")
-    s_bare, s_route = service_pairs
-    print(
-        f"  RouterService.route (no HTTP) p50 {_pct(s_route, 50):7.2f} against bare "
-        f"{_pct(s_bare, 50):7.2f} in {len(s_bare)} pairs: ratio "
-        f"{_pct(s_route, 50) / _pct(s_bare, 50):.3f}"
-    )
-    overhead = _pct(route, 50) - _pct(bare, 50)
-    print(
-        f"  p50 ratio route/bare {figures['p50_ratio']:.3f} (target <= {TARGET_P50_RATIO});"
-        f" overhead {overhead:.2f} ms"
-    )
-    print("\nthroughput (requests/s):")
-    for c in (1, 8, 32):
-        print(f"  {c:>2} clients  {figures[f'qps_{c}']:8.1f}")
-    print(f"  ratio 32/1 {figures['throughput_ratio']:.2f} (target >= {TARGET_THROUGHPUT_RATIO})")
-    print("\nbare encoder ceiling (queries/s; queries per call, batch_size):")
-    for (size, chunk), rate in ceiling.items():
-        print(
-            f"  {size:>2} per call, batch_size {chunk:>2}  {rate:8.1f}"
-            f"  ({rate / ceiling[(1, 1)]:.2f}x one query)"
-        )
-    print("\nserver micro-batcher:")
-    for line in metrics.splitlines():
-        if line.startswith("intent_router_encoder_batch"):
-            print(f"  {line}")
-    print()
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--routes", type=Path, default=REPO / "routes")
     parser.add_argument("--data", type=Path, default=REPO / "tests/data/llm_requests.jsonl")
-    parser.add_argument("--encoder", default=None, help=f"default: {DEFAULT_MODEL}")
-    parser.add_argument("--samples", type=int, default=300, help="paired latency samples")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per load level")
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--duration", type=float, default=8.0)
     return parser
 
 

@@ -47,3 +47,45 @@ def serve_in_thread(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve_in_subprocess(
+    args: list[str], *, env: dict[str, str] | None = None, startup_timeout_s: float = 300
+) -> Iterator[str]:
+    """Run ``intent-router serve ARGS`` in its own process on a free port; yield its URL.
+
+    Benchmarks use it so the router does not share a GIL with the load generator.
+    """
+    import http.client
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "intent_router.cli", "-q", "serve", *args, "--port", str(port)]
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + startup_timeout_s
+            while True:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace")[-2000:]
+                    raise RuntimeError(f"router did not start ({' '.join(cmd)}):\n{tail}")
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                try:
+                    conn.request("GET", "/healthz")
+                    if conn.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                finally:
+                    conn.close()
+                time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
