@@ -219,3 +219,20 @@ def _eventually(check: Any, timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_an_exact_repeat_is_answered_without_embedding_the_query(server: str) -> None:
+    def embedded() -> float:
+        text = httpx.get(f"{server}/metrics").text
+        line = next(
+            x for x in text.splitlines() if x.startswith("intent_router_encoder_batch_items")
+        )
+        return float(line.split()[1])
+
+    ask(server, CODE_Q)
+    before = embedded()
+    again = ask(server, PARAPHRASE)
+    assert again.headers["x-intent-router-cache"] == "exact"
+    assert again.json()["routing"]["route"] == "code"
+    assert again.headers["x-intent-router-route"] == "code"
+    assert embedded() == before

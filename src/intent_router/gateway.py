@@ -7,6 +7,8 @@ keeps retries and failover: its chain is the pinned model, then the default chai
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -88,20 +90,21 @@ class CacheContext:
 class Plan:
     """Where a request goes: its routing decision (None when pinned) and its chain."""
 
-    decision: Decision | None
+    decision: Decision | None  # None when pinned, or answered before routing (exact hit)
     chain: list[str]
     pinned: str | None
     text: str
     vector: np.ndarray
-
-    @property
-    def route(self) -> str | None:
-        return self.decision.route if self.decision else None
+    route: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         if self.decision is None:
-            return {"route": None, "pinned_model": self.pinned, "chain": self.chain}
+            return {"route": self.route, "pinned_model": self.pinned, "chain": self.chain}
         return {**self.decision.to_dict(), "pinned_model": None, "chain": self.chain}
+
+
+def early_pinned(model: str | None) -> str | None:
+    return model if model is not None and model != AUTO else None
 
 
 def routing_text(request: ChatRequest) -> str:
@@ -126,6 +129,9 @@ class Gateway:
         self.dispatcher = dispatcher
         self.cache = cache
         self.answered_total: dict[tuple[str, str], int] = {}
+        matcher = router.matcher
+        config = [matcher.names, matcher.thresholds.tolist(), matcher.chains, models.default_chain]
+        config.append(router.index.manifest["routes_fingerprint"])
         defaults = cache.defaults if cache is not None else CacheDefaults()
         self.policies: dict[str, CachePolicy] = {"none": defaults.policy}
         for route in router.routes.routes:
@@ -135,6 +141,9 @@ class Gateway:
                 raise RouteFileError(
                     exc.message, path=router.routes.sources.get(route.name), field=exc.field
                 ) from exc
+        config.append({name: p.model_dump() for name, p in sorted(self.policies.items())})
+        blob = json.dumps(config, sort_keys=True, default=str).encode()
+        self.routing_fingerprint = hashlib.sha256(blob).hexdigest()[:16]
 
     def metrics(self) -> dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]]:
         states = self.dispatcher.breaker_states()
@@ -167,21 +176,28 @@ class Gateway:
         routed = await self.router.route(text)
         decision = routed.decision
         chain = list(decision.chain) if decision.route else list(self.models.default_chain)
-        return Plan(decision=decision, chain=chain, pinned=None, text=text, vector=routed.vector)
+        return Plan(
+            decision=decision,
+            chain=chain,
+            pinned=None,
+            text=text,
+            vector=routed.vector,
+            route=decision.route,
+        )
 
     # -- cache -------------------------------------------------------------------------
 
-    def _cache_context(
+    def _scope(
         self,
-        plan: Plan,
         request: ChatRequest,
-        directives: Directives,
+        *,
+        route: str,
+        chain: list[str],
+        pinned: str | None,
         extra_scope: dict[str, Any] | None,
-    ) -> CacheContext | None:
-        if self.cache is None:
-            return None
-        route = plan.route or "none"
-        last_user = max(i for i, m in enumerate(request.messages) if m.role == "user")
+    ) -> CacheScope:
+        users = [i for i, m in enumerate(request.messages) if m.role == "user"]
+        last_user = users[-1] if users else -1
         system = "\n".join(m.content for m in request.messages if m.role == "system")
         history = [
             {"role": m.role, "content": m.content}
@@ -189,10 +205,10 @@ class Gateway:
             if m.role != "system" and i != last_user
         ]
         extra = dict(extra_scope or {})
-        scope = CacheScope.of(
+        return CacheScope.of(
             route=route,
-            chain=plan.chain,
-            model=plan.pinned,
+            chain=chain,
+            model=pinned,
             system=system or None,
             temperature=request.temperature,
             max_tokens=request.max_tokens,
@@ -203,8 +219,64 @@ class Gateway:
             response_format=extra.pop("response_format", None),
             extra=extra or None,
         )
+
+    def _early_scope(
+        self, request: ChatRequest, model: str | None, extra_scope: dict[str, Any] | None
+    ) -> CacheScope | None:
+        """The scope known before routing: the request plus the routing configuration.
+
+        Routing is deterministic for a given index, thresholds, chains and policies (all in
+        ``routing_fingerprint``), so an exact repeat can be answered before it is embedded.
+        """
+        if self.cache is None:
+            return None
+        extra = {**(extra_scope or {}), "routing": self.routing_fingerprint}
+        return self._scope(
+            request, route=AUTO, chain=[], pinned=early_pinned(model), extra_scope=extra
+        )
+
+    def _cache_context(
+        self,
+        plan: Plan,
+        request: ChatRequest,
+        directives: Directives,
+        extra_scope: dict[str, Any] | None,
+        early: CacheScope | None,
+    ) -> CacheContext | None:
+        if self.cache is None or early is None:
+            return None
+        route = plan.route or "none"
+        scope = self._scope(
+            request, route=route, chain=plan.chain, pinned=plan.pinned, extra_scope=extra_scope
+        )
+        scope = dataclasses.replace(scope, exact=early.digest)
         policy = self.policies.get(route, self.policies["none"])
         return CacheContext(scope, policy, directives, request.temperature)
+
+    async def _early_hit(
+        self,
+        request: ChatRequest,
+        model: str | None,
+        directives: Directives,
+        extra_scope: dict[str, Any] | None,
+        started: float,
+    ) -> tuple[CacheScope | None, Answer | None]:
+        early = self._early_scope(request, model, extra_scope)
+        if early is None or self.cache is None or not directives.may_serve:
+            return early, None
+        text = routing_text(request)
+        hit = await self.cache.lookup_exact(early, text)
+        if hit is None:
+            return early, None
+        plan = Plan(
+            decision=None,
+            chain=list(hit.payload.get("chain", [])),
+            pinned=early_pinned(model),
+            text=text,
+            vector=np.zeros(0, dtype=np.float32),
+            route=hit.payload.get("route"),
+        )
+        return early, self._from_cache(hit, plan, started)
 
     async def _lookup(
         self, ctx: CacheContext | None, plan: Plan, *, relaxed: bool = False
@@ -230,7 +302,8 @@ class Gateway:
         )
         if reason is not None:
             return CacheInfo(hit=None, skipped=reason)
-        payload = {name: getattr(response, name) for name in CACHED_FIELDS}
+        payload: dict[str, Any] = {name: getattr(response, name) for name in CACHED_FIELDS}
+        payload.update(route=plan.route, chain=plan.chain)
         stored = await self.cache.store(ctx.scope, plan.text, plan.vector, payload, ctx.policy)
         return CacheInfo(hit=None, stored=stored)
 
@@ -263,8 +336,12 @@ class Gateway:
         extra_scope: dict[str, Any] | None = None,
     ) -> Answer:
         started = time.perf_counter()
+        early, answer = await self._early_hit(request, model, directives, extra_scope, started)
+        if answer is not None:
+            self._log(endpoint, answer.plan, answer.response, started, cache=answer.cache)
+            return answer
         plan = await self.plan(request, model)
-        ctx = self._cache_context(plan, request, directives, extra_scope)
+        ctx = self._cache_context(plan, request, directives, extra_scope, early)
         hit = await self._lookup(ctx, plan)
         if hit is not None:
             answer = self._from_cache(hit, plan, started)
@@ -302,13 +379,15 @@ class Gateway:
         fails or is cut short is not.
         """
         started = time.perf_counter()
-        plan = await self.plan(request, model)
-        ctx = self._cache_context(plan, request, directives, extra_scope)
-        hit = await self._lookup(ctx, plan)
-        if hit is not None:
-            answer = self._from_cache(hit, plan, started)
-            self._log(endpoint, plan, answer.response, started, cache=answer.cache)
-            return plan, answer.cache, _replay(answer.response)
+        early, answer = await self._early_hit(request, model, directives, extra_scope, started)
+        if answer is None:
+            plan = await self.plan(request, model)
+            ctx = self._cache_context(plan, request, directives, extra_scope, early)
+            hit = await self._lookup(ctx, plan)
+            answer = self._from_cache(hit, plan, started) if hit is not None else None
+        if answer is not None:
+            self._log(endpoint, answer.plan, answer.response, started, cache=answer.cache)
+            return answer.plan, answer.cache, _replay(answer.response)
         events = aiter(self.dispatcher.stream(request, plan.chain, route=plan.route))
         try:
             first = await anext(events)

@@ -72,10 +72,14 @@ class CacheScope:
 
     Build it with :meth:`of`; two requests share a scope only if every part is equal.
     ``route`` is kept readable for stats and logs; ``digest`` is what is compared.
+    ``exact``, when set, is the digest the exact tier keys on instead: the service uses a
+    scope known *before* routing (the request and the routing configuration), so exact
+    repeats are answered without embedding the query at all.
     """
 
     digest: str
     route: str
+    exact: str | None = None
 
     @classmethod
     def of(
@@ -123,5 +127,5 @@ class CacheScope:
 
 def exact_key(scope: CacheScope, text: str) -> str:
     """The exact-tier key: the scope plus the normalised last user message."""
-    blob = f"{scope.digest}\x00{normalize_text(text)}"
+    blob = f"{scope.exact or scope.digest}\x00{normalize_text(text)}"
     return hashlib.sha256(blob.encode()).hexdigest()[:40]

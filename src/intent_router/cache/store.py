@@ -75,6 +75,18 @@ class ResponseCache:
         self._counts[f"hits_{hit.kind}" if hit else "misses"] += 1
         return hit
 
+    async def lookup_exact(self, scope: CacheScope, text: str) -> CacheHit | None:
+        """The exact tier alone (no vector needed): a fresh entry for the same question."""
+        try:
+            entry = await self.backend.get(exact_key(scope, text))
+        except CacheError as exc:
+            log.debug("cache lookup failed, treated as a miss: %s", exc)
+            return None
+        hit = self._serve(entry, "exact", 1.0, relaxed=False) if entry is not None else None
+        if hit is not None:
+            self._counts["hits_exact"] += 1
+        return hit
+
     async def _lookup(
         self, scope: CacheScope, text: str, vector: Vector, policy: CachePolicy, relaxed: bool
     ) -> CacheHit | None:
