@@ -7,8 +7,6 @@ keeps retries and failover: its chain is the pinned model, then the default chai
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import time
@@ -18,18 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from intent_router.cache import (
-    CacheDefaults,
-    CacheHit,
-    CachePolicy,
-    CacheScope,
-    Directives,
-    ResponseCache,
-    resolve_policy,
-    skip_reason,
-)
+from intent_router.cache import CacheHit, CacheScope, Directives, ResponseCache
 from intent_router.dispatch import Dispatcher
-from intent_router.errors import ChainExhaustedError, ConfigError, QueryError, RouteFileError
+from intent_router.errors import ChainExhaustedError, QueryError
 from intent_router.models import ModelsConfig
 from intent_router.providers import (
     ChatRequest,
@@ -39,6 +28,7 @@ from intent_router.providers import (
     StreamError,
     TextDelta,
 )
+from intent_router.request_cache import CacheContext, CacheInfo, RequestCache, response_from
 from intent_router.routing.matcher import Decision
 from intent_router.service import RouterService
 
@@ -47,28 +37,6 @@ request_log = logging.getLogger("intent_router.requests")
 
 AUTO = "auto"
 NO_DIRECTIVES = Directives()
-CACHED_FIELDS = ("text", "finish_reason", "input_tokens", "output_tokens", "model",
-                 "upstream_model", "provider")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CacheInfo:
-    """How a response relates to the cache: ``hit`` is exact/semantic/stale or None."""
-
-    hit: str | None
-    similarity: float | None = None
-    age_s: float | None = None
-    stored: bool = False
-    skipped: str | None = None  # why the cache was not consulted or not written
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "hit": self.hit,
-            "similarity": None if self.similarity is None else round(self.similarity, 4),
-            "age_s": None if self.age_s is None else round(self.age_s, 3),
-            "stored": self.stored,
-            "skipped": self.skipped,
-        }
 
 
 @dataclass(frozen=True)
@@ -76,14 +44,6 @@ class Answer:
     plan: Plan
     response: ChatResponse
     cache: CacheInfo
-
-
-@dataclass(frozen=True)
-class CacheContext:
-    scope: CacheScope
-    policy: CachePolicy
-    directives: Directives
-    temperature: float | None
 
 
 @dataclass(frozen=True)
@@ -127,23 +87,18 @@ class Gateway:
         self.router = router
         self.models = models
         self.dispatcher = dispatcher
-        self.cache = cache
         self.answered_total: dict[tuple[str, str], int] = {}
-        matcher = router.matcher
-        config = [matcher.names, matcher.thresholds.tolist(), matcher.chains, models.default_chain]
-        config.append(router.index.manifest["routes_fingerprint"])
-        defaults = cache.defaults if cache is not None else CacheDefaults()
-        self.policies: dict[str, CachePolicy] = {"none": defaults.policy}
-        for route in router.routes.routes:
-            try:
-                self.policies[route.name] = resolve_policy(route.cache, defaults)
-            except ConfigError as exc:
-                raise RouteFileError(
-                    exc.message, path=router.routes.sources.get(route.name), field=exc.field
-                ) from exc
-        config.append({name: p.model_dump() for name, p in sorted(self.policies.items())})
-        blob = json.dumps(config, sort_keys=True, default=str).encode()
-        self.routing_fingerprint = hashlib.sha256(blob).hexdigest()[:16]
+        self.cache = (
+            RequestCache(
+                cache,
+                router.routes,
+                router.matcher,
+                default_chain=models.default_chain,
+                index_fingerprint=router.index.manifest["routes_fingerprint"],
+            )
+            if cache is not None
+            else None
+        )
 
     def metrics(self) -> dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]]:
         states = self.dispatcher.breaker_states()
@@ -187,72 +142,6 @@ class Gateway:
 
     # -- cache -------------------------------------------------------------------------
 
-    def _scope(
-        self,
-        request: ChatRequest,
-        *,
-        route: str,
-        chain: list[str],
-        pinned: str | None,
-        extra_scope: dict[str, Any] | None,
-    ) -> CacheScope:
-        users = [i for i, m in enumerate(request.messages) if m.role == "user"]
-        last_user = users[-1] if users else -1
-        system = "\n".join(m.content for m in request.messages if m.role == "system")
-        history = [
-            {"role": m.role, "content": m.content}
-            for i, m in enumerate(request.messages)
-            if m.role != "system" and i != last_user
-        ]
-        extra = dict(extra_scope or {})
-        return CacheScope.of(
-            route=route,
-            chain=chain,
-            model=pinned,
-            system=system or None,
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-            stop=list(request.stop),
-            history=history,
-            tools=extra.pop("tools", None),
-            tool_choice=extra.pop("tool_choice", None),
-            response_format=extra.pop("response_format", None),
-            extra=extra or None,
-        )
-
-    def _early_scope(
-        self, request: ChatRequest, model: str | None, extra_scope: dict[str, Any] | None
-    ) -> CacheScope | None:
-        """The scope known before routing: the request plus the routing configuration.
-
-        Routing is deterministic for a given index, thresholds, chains and policies (all in
-        ``routing_fingerprint``), so an exact repeat can be answered before it is embedded.
-        """
-        if self.cache is None:
-            return None
-        extra = {**(extra_scope or {}), "routing": self.routing_fingerprint}
-        return self._scope(
-            request, route=AUTO, chain=[], pinned=early_pinned(model), extra_scope=extra
-        )
-
-    def _cache_context(
-        self,
-        plan: Plan,
-        request: ChatRequest,
-        directives: Directives,
-        extra_scope: dict[str, Any] | None,
-        early: CacheScope | None,
-    ) -> CacheContext | None:
-        if self.cache is None or early is None:
-            return None
-        route = plan.route or "none"
-        scope = self._scope(
-            request, route=route, chain=plan.chain, pinned=plan.pinned, extra_scope=extra_scope
-        )
-        scope = dataclasses.replace(scope, exact=early.digest)
-        policy = self.policies.get(route, self.policies["none"])
-        return CacheContext(scope, policy, directives, request.temperature)
-
     async def _early_hit(
         self,
         request: ChatRequest,
@@ -261,11 +150,12 @@ class Gateway:
         extra_scope: dict[str, Any] | None,
         started: float,
     ) -> tuple[CacheScope | None, Answer | None]:
-        early = self._early_scope(request, model, extra_scope)
-        if early is None or self.cache is None or not directives.may_serve:
-            return early, None
+        """An exact repeat, answered before routing; also the early scope for later steps."""
+        if self.cache is None:
+            return None, None
+        early = self.cache.early_scope(request, early_pinned(model), extra_scope)
         text = routing_text(request)
-        hit = await self.cache.lookup_exact(early, text)
+        hit = await self.cache.lookup_exact(early, text, directives)
         if hit is None:
             return early, None
         plan = Plan(
@@ -278,52 +168,43 @@ class Gateway:
         )
         return early, self._from_cache(hit, plan, started)
 
-    async def _lookup(
-        self, ctx: CacheContext | None, plan: Plan, *, relaxed: bool = False
-    ) -> CacheHit | None:
-        if self.cache is None or ctx is None or not ctx.directives.may_serve:
+    def _context(
+        self,
+        plan: Plan,
+        request: ChatRequest,
+        directives: Directives,
+        extra_scope: dict[str, Any] | None,
+        early: CacheScope | None,
+    ) -> CacheContext | None:
+        if self.cache is None or early is None:
             return None
-        return await self.cache.lookup(
-            ctx.scope, plan.text, plan.vector, ctx.policy, relaxed=relaxed
-        )
+        return self.cache.context(
+            request, route=plan.route, chain=plan.chain, pinned=plan.pinned,
+            directives=directives, extra=extra_scope, early=early,
+        )  # fmt: skip
+
+    async def _lookup(self, ctx: CacheContext | None, plan: Plan) -> CacheHit | None:
+        if self.cache is None or ctx is None:
+            return None
+        return await self.cache.lookup(ctx, plan.text, plan.vector)
+
+    async def _stale(self, ctx: CacheContext | None, plan: Plan) -> CacheHit | None:
+        if self.cache is None or ctx is None:
+            return None
+        return await self.cache.stale(ctx, plan.text, plan.vector)
 
     async def _store(
-        self, ctx: CacheContext | None, plan: Plan, response: ChatResponse, *, complete: bool = True
+        self, ctx: CacheContext | None, plan: Plan, response: ChatResponse
     ) -> CacheInfo:
         if self.cache is None or ctx is None:
             return CacheInfo(hit=None, skipped="cache off")
-        reason = skip_reason(
-            policy=ctx.policy,
-            defaults=self.cache.defaults,
-            directives=ctx.directives,
-            temperature=ctx.temperature,
-            finish_reason=response.finish_reason,
-            complete=complete,
+        return await self.cache.store(
+            ctx, plan.text, plan.vector, response, route=plan.route, chain=plan.chain
         )
-        if reason is not None:
-            return CacheInfo(hit=None, skipped=reason)
-        payload: dict[str, Any] = {name: getattr(response, name) for name in CACHED_FIELDS}
-        payload.update(route=plan.route, chain=plan.chain)
-        stored = await self.cache.store(ctx.scope, plan.text, plan.vector, payload, ctx.policy)
-        return CacheInfo(hit=None, stored=stored)
-
-    async def _stale(self, ctx: CacheContext | None, plan: Plan) -> CacheHit | None:
-        """Stale-if-error: the closest answer under the relaxed threshold, if the route opts in."""
-        if ctx is None or not ctx.policy.stale_if_error:
-            return None
-        return await self._lookup(ctx, plan, relaxed=True)
 
     @staticmethod
     def _from_cache(hit: CacheHit, plan: Plan, started: float, kind: str | None = None) -> Answer:
-        fields = {name: hit.payload[name] for name in CACHED_FIELDS}
-        response = ChatResponse(
-            **fields,
-            route=plan.route,
-            cost_usd=0.0,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            attempts=(),
-        )
-        info = CacheInfo(hit=kind or hit.kind, similarity=hit.similarity, age_s=hit.age_s)
+        response, info = response_from(hit, route=plan.route, started=started, kind=kind)
         return Answer(plan=plan, response=response, cache=info)
 
     async def complete(
@@ -341,7 +222,7 @@ class Gateway:
             self._log(endpoint, answer.plan, answer.response, started, cache=answer.cache)
             return answer
         plan = await self.plan(request, model)
-        ctx = self._cache_context(plan, request, directives, extra_scope, early)
+        ctx = self._context(plan, request, directives, extra_scope, early)
         hit = await self._lookup(ctx, plan)
         if hit is not None:
             answer = self._from_cache(hit, plan, started)
@@ -382,7 +263,7 @@ class Gateway:
         early, answer = await self._early_hit(request, model, directives, extra_scope, started)
         if answer is None:
             plan = await self.plan(request, model)
-            ctx = self._cache_context(plan, request, directives, extra_scope, early)
+            ctx = self._context(plan, request, directives, extra_scope, early)
             hit = await self._lookup(ctx, plan)
             answer = self._from_cache(hit, plan, started) if hit is not None else None
         if answer is not None:

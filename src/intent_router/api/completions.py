@@ -12,8 +12,9 @@ from intent_router import openai_compat
 from intent_router.api.deps import Gateway
 from intent_router.api.schemas import CompleteRequest
 from intent_router.cache import parse_cache_control
-from intent_router.gateway import AUTO, CacheInfo, Plan
+from intent_router.gateway import AUTO, Plan
 from intent_router.providers import ChatResponse
+from intent_router.request_cache import CacheInfo
 
 router = APIRouter()
 

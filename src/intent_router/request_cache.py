@@ -1,0 +1,223 @@
+"""The response cache as chat requests meet it: scopes, policies, what is stored and served.
+
+:class:`RequestCache` turns a :class:`ChatRequest` and its routing into cache scopes, picks
+the route's policy, and applies the store rules; the gateway calls it around dispatch.
+Two scopes per request:
+
+* the **early** scope, known before routing (the request plus a fingerprint of the routing
+  configuration: index, thresholds, chains, policies). Routing is deterministic for that
+  configuration, so the exact tier is keyed on it and an exact repeat is answered before
+  the query is embedded;
+* the **routed** scope (route, chain or pinned model, and the same request parts), inside
+  which the semantic tier searches, so a cached answer never crosses routes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from intent_router.cache import (
+    CacheDefaults,
+    CacheHit,
+    CachePolicy,
+    CacheScope,
+    Directives,
+    ResponseCache,
+    resolve_policy,
+    skip_reason,
+)
+from intent_router.errors import ConfigError, RouteFileError
+from intent_router.providers import ChatRequest, ChatResponse
+from intent_router.routing.loader import RouteSet
+from intent_router.routing.matcher import Matcher
+
+CACHED_FIELDS = ("text", "finish_reason", "input_tokens", "output_tokens", "model",
+                 "upstream_model", "provider")  # fmt: skip
+EARLY_ROUTE = "auto"
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """How a response relates to the cache: ``hit`` is exact/semantic/stale or None."""
+
+    hit: str | None
+    similarity: float | None = None
+    age_s: float | None = None
+    stored: bool = False
+    skipped: str | None = None  # why the cache was not consulted or not written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hit": self.hit,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "age_s": None if self.age_s is None else round(self.age_s, 3),
+            "stored": self.stored,
+            "skipped": self.skipped,
+        }
+
+
+@dataclass(frozen=True)
+class CacheContext:
+    """A routed request's scope and policy, and what its headers allow."""
+
+    scope: CacheScope
+    policy: CachePolicy
+    directives: Directives
+    temperature: float | None
+
+
+class RequestCache:
+    """Scopes, per-route policies and store rules over one :class:`ResponseCache`."""
+
+    def __init__(
+        self,
+        cache: ResponseCache,
+        routes: RouteSet,
+        matcher: Matcher,
+        *,
+        default_chain: list[str],
+        index_fingerprint: str,
+    ) -> None:
+        self.cache = cache
+        defaults: CacheDefaults = cache.defaults
+        self.policies: dict[str, CachePolicy] = {"none": defaults.policy}
+        for route in routes.routes:
+            try:
+                self.policies[route.name] = resolve_policy(route.cache, defaults)
+            except ConfigError as exc:
+                path = routes.sources.get(route.name)
+                raise RouteFileError(exc.message, path=path, field=exc.field) from exc
+        config = [
+            index_fingerprint,
+            matcher.names,
+            matcher.thresholds.tolist(),
+            matcher.chains,
+            default_chain,
+            {name: p.model_dump() for name, p in sorted(self.policies.items())},
+        ]
+        blob = json.dumps(config, sort_keys=True, default=str).encode()
+        self.routing_fingerprint = hashlib.sha256(blob).hexdigest()[:16]
+
+    def early_scope(
+        self, request: ChatRequest, pinned: str | None, extra: dict[str, Any] | None
+    ) -> CacheScope:
+        extra = {**(extra or {}), "routing": self.routing_fingerprint}
+        return _scope(request, route=EARLY_ROUTE, chain=[], pinned=pinned, extra=extra)
+
+    def context(
+        self,
+        request: ChatRequest,
+        *,
+        route: str | None,
+        chain: list[str],
+        pinned: str | None,
+        directives: Directives,
+        extra: dict[str, Any] | None,
+        early: CacheScope,
+    ) -> CacheContext:
+        name = route or "none"
+        scope = _scope(request, route=name, chain=chain, pinned=pinned, extra=extra)
+        policy = self.policies.get(name, self.policies["none"])
+        return CacheContext(
+            dataclasses.replace(scope, exact=early.digest), policy, directives, request.temperature
+        )
+
+    async def lookup_exact(
+        self, early: CacheScope, text: str, directives: Directives
+    ) -> CacheHit | None:
+        if not directives.may_serve:
+            return None
+        return await self.cache.lookup_exact(early, text)
+
+    async def lookup(
+        self, ctx: CacheContext, text: str, vector: np.ndarray, *, relaxed: bool = False
+    ) -> CacheHit | None:
+        if not ctx.directives.may_serve:
+            return None
+        return await self.cache.lookup(ctx.scope, text, vector, ctx.policy, relaxed=relaxed)
+
+    async def stale(self, ctx: CacheContext, text: str, vector: np.ndarray) -> CacheHit | None:
+        """Stale-if-error: the closest answer under the relaxed threshold, if the route opts in."""
+        if not ctx.policy.stale_if_error:
+            return None
+        return await self.lookup(ctx, text, vector, relaxed=True)
+
+    async def store(
+        self,
+        ctx: CacheContext,
+        text: str,
+        vector: np.ndarray,
+        response: ChatResponse,
+        *,
+        route: str | None,
+        chain: list[str],
+    ) -> CacheInfo:
+        reason = skip_reason(
+            policy=ctx.policy,
+            defaults=self.cache.defaults,
+            directives=ctx.directives,
+            temperature=ctx.temperature,
+            finish_reason=response.finish_reason,
+        )
+        if reason is not None:
+            return CacheInfo(hit=None, skipped=reason)
+        payload: dict[str, Any] = {name: getattr(response, name) for name in CACHED_FIELDS}
+        payload.update(route=route, chain=chain)
+        stored = await self.cache.store(ctx.scope, text, vector, payload, ctx.policy)
+        return CacheInfo(hit=None, stored=stored)
+
+
+def response_from(
+    hit: CacheHit, *, route: str | None, started: float, kind: str | None = None
+) -> tuple[ChatResponse, CacheInfo]:
+    """The standardized response for a cache hit: no model called, nothing spent."""
+    fields = {name: hit.payload[name] for name in CACHED_FIELDS}
+    response = ChatResponse(
+        **fields,
+        route=route,
+        cost_usd=0.0,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        attempts=(),
+    )
+    return response, CacheInfo(hit=kind or hit.kind, similarity=hit.similarity, age_s=hit.age_s)
+
+
+def _scope(
+    request: ChatRequest,
+    *,
+    route: str,
+    chain: list[str],
+    pinned: str | None,
+    extra: dict[str, Any] | None,
+) -> CacheScope:
+    """Everything that changes the answer, except the last user message."""
+    users = [i for i, m in enumerate(request.messages) if m.role == "user"]
+    last_user = users[-1] if users else -1
+    system = "\n".join(m.content for m in request.messages if m.role == "system")
+    history = [
+        {"role": m.role, "content": m.content}
+        for i, m in enumerate(request.messages)
+        if m.role != "system" and i != last_user
+    ]
+    rest = dict(extra or {})
+    return CacheScope.of(
+        route=route,
+        chain=chain,
+        model=pinned,
+        system=system or None,
+        temperature=request.temperature,
+        max_tokens=request.max_tokens,
+        stop=list(request.stop),
+        history=history,
+        tools=rest.pop("tools", None),
+        tool_choice=rest.pop("tool_choice", None),
+        response_format=rest.pop("response_format", None),
+        extra=rest or None,
+    )
