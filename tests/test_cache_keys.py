@@ -15,7 +15,6 @@ from intent_router.cache import (
     normalize_text,
     parse_cache_control,
     resolve_policy,
-    should_store,
     skip_reason,
 )
 from intent_router.errors import ConfigError
@@ -138,4 +137,3 @@ def test_cache_control_directives() -> None:
 def test_store_rules(kwargs: dict[str, Any], reason: str | None) -> None:
     args: dict[str, Any] = {"policy": CachePolicy(), "defaults": CacheDefaults()} | kwargs
     assert skip_reason(**args) == reason
-    assert should_store(**args) is (reason is None)

@@ -12,7 +12,7 @@ Typical use (the service)::
     scope = CacheScope.of(route=route.name, chain=route.chain, system=system, ...)
     hit = await cache.lookup(scope, question, query_vector, policy)
     ...
-    if should_store(policy=policy, defaults=defaults, temperature=t, finish_reason=fr):
+    if skip_reason(policy=policy, defaults=defaults, temperature=t, finish_reason=fr) is None:
         await cache.store(scope, question, query_vector, response_dict, policy)
 """
 
@@ -27,7 +27,7 @@ from intent_router.cache.policy import (
     resolve_policy,
 )
 from intent_router.cache.redis_backend import RedisBackend
-from intent_router.cache.rules import Directives, parse_cache_control, should_store, skip_reason
+from intent_router.cache.rules import Directives, parse_cache_control, skip_reason
 from intent_router.cache.semantic import VectorIndex
 from intent_router.cache.store import ResponseCache
 from intent_router.cache.verify import AcceptAll, Verdict, Verifier
@@ -55,6 +55,5 @@ __all__ = [
     "normalize_text",
     "parse_cache_control",
     "resolve_policy",
-    "should_store",
     "skip_reason",
 ]

@@ -65,30 +65,3 @@ def skip_reason(
     if temperature is not None and temperature > defaults.max_cacheable_temperature:
         return "temperature"
     return None
-
-
-def should_store(
-    *,
-    policy: CachePolicy,
-    defaults: CacheDefaults,
-    directives: Directives = Directives(),
-    temperature: float | None = None,
-    status: int = 200,
-    finish_reason: str | None = "stop",
-    complete: bool = True,
-    choices: int = 1,
-) -> bool:
-    """True when :func:`skip_reason` finds nothing against storing."""
-    return (
-        skip_reason(
-            policy=policy,
-            defaults=defaults,
-            directives=directives,
-            temperature=temperature,
-            status=status,
-            finish_reason=finish_reason,
-            complete=complete,
-            choices=choices,
-        )
-        is None
-    )
