@@ -125,7 +125,7 @@ class Gateway:
                 raise QueryError(f"unknown model '{model}' (known: {known})")
             chain = [model, *(m for m in self.models.default_chain if m != model)]
             text = routing_text(request)
-            vector = (await self.router.route(text)).vector if self.cache else np.zeros(0)
+            vector = await self.router.embed(text) if self.cache else np.zeros(0)
             return Plan(decision=None, chain=chain, pinned=model, text=text, vector=vector)
         text = routing_text(request)
         routed = await self.router.route(text)

@@ -132,3 +132,9 @@ class RouterService:
         key = decision.route or "none"
         self.routed_total[key] = self.routed_total.get(key, 0) + 1
         return Routed(decision=decision, vector=vector, truncated=truncated)
+
+    async def embed(self, query: str) -> np.ndarray:
+        """The query vector alone (a pinned request's cache key); not counted as routed."""
+        text, _ = self.clean_query(query)
+        vector, _ = await self.batcher.submit(text)
+        return vector
