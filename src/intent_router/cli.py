@@ -170,8 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--dataset", type=Path, required=True, help='JSONL of {"text", "route"}')
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     serve = command("serve", "Serve the HTTP API.", cmd_serve)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument(
         "--build", action="store_true", help="build the index if it is missing or stale"
     )
