@@ -171,11 +171,6 @@ def current_build(folder: Path) -> Path:
     return build
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    manifest: dict[str, Any] = json.loads((current_build(folder) / "manifest.json").read_text())
-    return manifest
-
-
 def load_index(
     folder: Path,
     *,
