@@ -202,6 +202,46 @@ class Gateway:
             ctx, plan.text, plan.vector, response, route=plan.route, chain=plan.chain
         )
 
+    async def _prepare(
+        self,
+        request: ChatRequest,
+        model: str | None,
+        directives: Directives,
+        extra_scope: dict[str, Any] | None,
+        started: float,
+        endpoint: str,
+    ) -> tuple[Plan, CacheContext | None, Answer | None]:
+        """Everything before dispatch: exact hit, routing, semantic hit (logged when served)."""
+        early, answer = await self._early_hit(request, model, directives, extra_scope, started)
+        if answer is not None:
+            self._log(endpoint, answer.plan, answer.response, started, cache=answer.cache)
+            return answer.plan, None, answer
+        plan = await self.plan(request, model)
+        ctx = self._context(plan, request, directives, extra_scope, early)
+        hit = await self._lookup(ctx, plan)
+        if hit is None:
+            return plan, ctx, None
+        answer = self._from_cache(hit, plan, started)
+        self._log(endpoint, plan, answer.response, started, cache=answer.cache)
+        return plan, ctx, answer
+
+    async def _stale_or_raise(
+        self,
+        exc: ChainExhaustedError,
+        ctx: CacheContext | None,
+        plan: Plan,
+        started: float,
+        endpoint: str,
+    ) -> Answer:
+        """Every model failed: a stale answer if the route opts in, else the error."""
+        stale = await self._stale(ctx, plan)
+        if stale is None:
+            self._log(endpoint, plan, None, started, error=exc)
+            raise exc
+        answer = self._from_cache(stale, plan, started, kind="stale")
+        self._log(endpoint, plan, answer.response, started, cache=answer.cache, error=exc)
+        return answer
+
     @staticmethod
     def _from_cache(hit: CacheHit, plan: Plan, started: float, kind: str | None = None) -> Answer:
         response, info = response_from(hit, route=plan.route, started=started, kind=kind)
@@ -217,27 +257,15 @@ class Gateway:
         extra_scope: dict[str, Any] | None = None,
     ) -> Answer:
         started = time.perf_counter()
-        early, answer = await self._early_hit(request, model, directives, extra_scope, started)
+        plan, ctx, answer = await self._prepare(
+            request, model, directives, extra_scope, started, endpoint
+        )
         if answer is not None:
-            self._log(endpoint, answer.plan, answer.response, started, cache=answer.cache)
-            return answer
-        plan = await self.plan(request, model)
-        ctx = self._context(plan, request, directives, extra_scope, early)
-        hit = await self._lookup(ctx, plan)
-        if hit is not None:
-            answer = self._from_cache(hit, plan, started)
-            self._log(endpoint, plan, answer.response, started, cache=answer.cache)
             return answer
         try:
             response = await self.dispatcher.complete(request, plan.chain, route=plan.route)
         except ChainExhaustedError as exc:
-            stale = await self._stale(ctx, plan)
-            if stale is not None:
-                answer = self._from_cache(stale, plan, started, kind="stale")
-                self._log(endpoint, plan, answer.response, started, cache=answer.cache, error=exc)
-                return answer
-            self._log(endpoint, plan, None, started, error=exc)
-            raise
+            return await self._stale_or_raise(exc, ctx, plan, started, endpoint)
         except Exception as exc:
             self._log(endpoint, plan, None, started, error=exc)
             raise
@@ -260,25 +288,16 @@ class Gateway:
         fails or is cut short is not.
         """
         started = time.perf_counter()
-        early, answer = await self._early_hit(request, model, directives, extra_scope, started)
-        if answer is None:
-            plan = await self.plan(request, model)
-            ctx = self._context(plan, request, directives, extra_scope, early)
-            hit = await self._lookup(ctx, plan)
-            answer = self._from_cache(hit, plan, started) if hit is not None else None
+        plan, ctx, answer = await self._prepare(
+            request, model, directives, extra_scope, started, endpoint
+        )
         if answer is not None:
-            self._log(endpoint, answer.plan, answer.response, started, cache=answer.cache)
             return answer.plan, answer.cache, _replay(answer.response)
         events = aiter(self.dispatcher.stream(request, plan.chain, route=plan.route))
         try:
             first = await anext(events)
         except ChainExhaustedError as exc:
-            stale = await self._stale(ctx, plan)
-            if stale is None:
-                self._log(endpoint, plan, None, started, error=exc)
-                raise
-            answer = self._from_cache(stale, plan, started, kind="stale")
-            self._log(endpoint, plan, answer.response, started, cache=answer.cache, error=exc)
+            answer = await self._stale_or_raise(exc, ctx, plan, started, endpoint)
             return plan, answer.cache, _replay(answer.response)
         except Exception as exc:
             self._log(endpoint, plan, None, started, error=exc)
