@@ -131,8 +131,9 @@ def test_a_pinned_model_bypasses_routing(sdk: openai.OpenAI, fake: FakeUpstream)
 
 
 def test_an_unknown_model_is_refused(sdk: openai.OpenAI) -> None:
-    with pytest.raises(openai.UnprocessableEntityError, match="unknown model 'gpt-99'"):
+    with pytest.raises(openai.NotFoundError, match="unknown model 'gpt-99'") as info:
         sdk.chat.completions.create(model="gpt-99", messages=[{"role": "user", "content": "x"}])
+    assert (info.value.code, info.value.param) == ("model_not_found", "model")
 
 
 def test_primary_failure_fails_over_and_the_response_lists_attempts(
@@ -163,7 +164,7 @@ def test_all_models_failing_is_a_502_listing_the_attempts(
     )
     assert response.status_code == 502
     error = response.json()["error"]
-    assert error["type"] == "ChainExhaustedError"
+    assert (error["type"], error["code"]) == ("upstream_error", "upstream_failed")
     assert [a["model"] for a in error["attempts"]] == ["strong-coder"] * 2 + ["cheap-general"]
 
 
@@ -201,7 +202,7 @@ def test_complete_takes_a_query_or_messages(server: str, fake: FakeUpstream) -> 
     both = httpx.post(
         f"{server}/complete", json={"query": "x", "messages": conversation["messages"]}
     )
-    assert both.status_code == 422 and "exactly one" in both.text
+    assert both.status_code == 400 and "exactly one" in both.json()["error"]["message"]
 
 
 def test_models_endpoint_lists_auto_and_every_model(sdk: openai.OpenAI) -> None:

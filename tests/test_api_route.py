@@ -77,21 +77,23 @@ def test_yaml_threshold_overrides_the_default(
 
 
 @pytest.mark.parametrize(
-    ("payload", "words"),
+    ("payload", "words", "param"),
     [
-        ({"query": ""}, "non-whitespace"),
-        ({"query": "   \n\t "}, "non-whitespace"),
-        ({}, "Field required"),
-        ({"query": 42}, "string"),
-        ({"query": "hi", "extra": 1}, "Extra inputs"),
+        ({"query": ""}, "non-whitespace", "query"),
+        ({"query": "   \n\t "}, "non-whitespace", "query"),
+        ({}, "Field required", "query"),
+        ({"query": 42}, "string", "query"),
+        ({"query": "hi", "extra": 1}, "Extra inputs", "extra"),
     ],
 )
-def test_bad_requests_get_a_422_that_says_why(
-    client: TestClient, payload: dict[str, object], words: str
+def test_bad_requests_get_a_400_that_says_why(
+    client: TestClient, payload: dict[str, object], words: str, param: str
 ) -> None:
     response = client.post("/route", json=payload)
-    assert response.status_code == 422
-    assert words in response.text
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and words in error["message"]
+    assert error["param"] == param
 
 
 def test_over_long_query_is_truncated_not_an_error(client: TestClient) -> None:

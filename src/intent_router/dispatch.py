@@ -16,7 +16,10 @@ request's own faults (400, 413, 422).
 
 When no model answers, :class:`ChainExhaustedError` carries every attempt and a status:
 **503** if the deadline ran out or no model was called at all (all skipped: open
-breakers, context windows), else **502** (upstreams were called and failed).
+breakers, context windows), else **502** (upstreams were called and failed), and a
+``retry_after`` when waiting helps (the longest upstream ``Retry-After``, else the breaker
+cool-down when a breaker was open). When every model was skipped because the prompt does
+not fit its context window, :class:`ContextLengthExceededError` (a request error) instead.
 
 Streams fail over the same way until the first chunk; after it a failure ends the
 stream with a :class:`StreamError` event.
@@ -36,7 +39,7 @@ from typing import TypeVar
 
 import httpx
 
-from intent_router.errors import ChainExhaustedError, UpstreamError
+from intent_router.errors import ChainExhaustedError, ContextLengthExceededError, UpstreamError
 from intent_router.models import ModelsConfig, ModelSpec
 from intent_router.providers import make_adapters
 from intent_router.providers.base import (
@@ -66,6 +69,7 @@ from intent_router.resilience import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 REQUEST_FAULTS = frozenset({400, 413, 422})  # not the endpoint's fault: breaker unaffected
+BREAKER_OPEN = "breaker open"
 MIN_ATTEMPT_S = 0.01  # below this much time left, the deadline counts as spent
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -81,6 +85,7 @@ class _Run:
     deadline: float
     attempts: list[Attempt] = field(default_factory=list)
     deadline_hit: bool = False
+    context_skips: int = 0
 
     def remaining(self) -> float:
         return self.deadline - self.clock()
@@ -173,11 +178,13 @@ class Dispatcher:
         *,
         route: str | None = None,
         deadline_s: float | None = None,
+        on_open: Callable[[str], None] | None = None,
     ) -> AsyncIterator[DispatchEvent]:
         """Yield TextDelta…, then StreamDone or StreamError.
 
         Raises ChainExhaustedError from the first ``anext()`` if no model starts, so the
-        caller can still answer with a plain HTTP error.
+        caller can still answer with a plain HTTP error. ``on_open(model)`` is called once
+        the stream of the model that will answer has opened, before its first event.
         """
         run = self._start(request, route, deadline_s)
         for name in chain:
@@ -192,6 +199,8 @@ class Dispatcher:
             if opened is None:
                 continue
             (events, event), t0 = opened
+            if on_open is not None:
+                on_open(name)
             parts: list[str] = []
             async with aclosing(events):
                 try:
@@ -223,6 +232,7 @@ class Dispatcher:
         if needed > spec.context_window:
             reason = f"context window {spec.context_window} < ~{needed} tokens needed"
             run.add(name, spec, Outcome.SKIPPED, reason=reason)
+            run.context_skips += 1
             return None
         if run.spent():
             run.deadline_hit = True
@@ -249,7 +259,7 @@ class Dispatcher:
                 run.deadline_hit = True
                 return None
             if not breaker.allow():
-                run.add(name, spec, Outcome.SKIPPED, reason="breaker open")
+                run.add(name, spec, Outcome.SKIPPED, reason=BREAKER_OPEN)
                 return None
             budget = max(0.001, min(spec.timeout_s, run.remaining()))
             endpoint = Endpoint(name, spec.base_url, spec.model, key, budget)
@@ -342,17 +352,30 @@ class Dispatcher:
             usage_estimated=estimated,
         )
 
-    def _exhausted(self, run: _Run, chain: Sequence[str]) -> ChainExhaustedError:
+    def _exhausted(
+        self, run: _Run, chain: Sequence[str]
+    ) -> ChainExhaustedError | ContextLengthExceededError:
+        names = ", ".join(chain) or "(empty chain)"
+        if run.attempts and run.context_skips == len(run.attempts):
+            needed = run.request.estimated_input_tokens() + (run.request.max_tokens or 0)
+            return ContextLengthExceededError(
+                f"the prompt needs ~{needed} tokens (input estimate + max_tokens), more than "
+                f"the context window of every model of the chain [{names}]",
+                attempts=run.attempts,
+            )
         none_called = all(a.outcome is Outcome.SKIPPED for a in run.attempts)
         status = 503 if run.deadline_hit or none_called else 502
         why = "deadline exceeded" if run.deadline_hit else "no model answered"
         if none_called and not run.deadline_hit:
             why = "no model available"
-        names = ", ".join(chain) or "(empty chain)"
+        waits = [a.retry_after for a in run.attempts if a.retry_after is not None]
+        if not waits and any(a.reason == BREAKER_OPEN for a in run.attempts):
+            waits = [self.models.breaker.cooldown_s]
         return ChainExhaustedError(
             f"{why} for chain [{names}] after {len(run.attempts)} attempts",
             attempts=run.attempts,
             status=status,
+            retry_after=max(waits) if waits else None,
         )
 
 

@@ -12,7 +12,10 @@ The API layer maps these to HTTP statuses in one place (``api/errors.py``)::
     │   ├── IndexMissingError       nothing built in the index folder
     │   └── StaleIndexError         route files or encoder changed since the build
     ├── EncoderError                the embedding model cannot be loaded or run
-    ├── QueryError                  a request cannot be routed (empty, too many messages …)
+    ├── QueryError                  a request is invalid as given (``param`` names the field)
+    │   ├── UnknownModelError       it names a model the models file does not define
+    │   └── ContextLengthExceededError   no model of its chain can take the prompt
+    ├── NotConfiguredError          the feature is off in this server (no models file)
     ├── DispatchError               calling models failed
     │   ├── UpstreamError           one attempt against one model failed (model, status)
     │   └── ChainExhaustedError     every model of the chain failed (carries the attempts)
@@ -91,7 +94,44 @@ class DatasetError(ConfigError):
 
 
 class QueryError(IntentRouterError):
-    """A request cannot be routed as given (empty text, no user message, …)."""
+    """A request is invalid as given (empty text, no user message, a bad field, …).
+
+    ``param`` is the path of the offending field (``messages[0].content``) when known;
+    ``code`` a stable machine-readable reason for the subclasses that have one.
+    """
+
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        self.param = param
+        super().__init__(message)
+
+
+class UnknownModelError(QueryError):
+    """The request names a model that is neither ``auto`` nor defined in the models file."""
+
+    code = "model_not_found"
+
+    def __init__(self, model: str, known: Sequence[str]) -> None:
+        self.model = model
+        super().__init__(f"unknown model '{model}' (known: {', '.join(known)})", param="model")
+
+
+class ContextLengthExceededError(QueryError):
+    """Every model of the chain was skipped because the prompt exceeds its context window.
+
+    Raised by the dispatcher without calling any upstream; ``attempts`` lists the skips.
+    """
+
+    code = "context_length_exceeded"
+
+    def __init__(self, message: str, *, attempts: Sequence[Any]) -> None:
+        self.attempts = list(attempts)
+        super().__init__(message, param="messages")
+
+
+class NotConfiguredError(IntentRouterError):
+    """The endpoint's feature is off in this server (e.g. completions without a models file)."""
 
 
 class DispatchError(IntentRouterError):
@@ -123,11 +163,24 @@ class UpstreamError(DispatchError):
 
 
 class ChainExhaustedError(DispatchError):
-    """Every model in the chain failed; ``attempts`` lists what was tried and why."""
+    """Every model in the chain failed; ``attempts`` lists what was tried and why.
 
-    def __init__(self, message: str, *, attempts: Sequence[Any], status: int = 502) -> None:
+    ``status`` is 502 when upstreams were called and failed, 503 when none could be tried;
+    ``retry_after`` (seconds) is set when waiting is known to help (an upstream's
+    ``Retry-After``, an open breaker's cool-down).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: Sequence[Any],
+        status: int = 502,
+        retry_after: float | None = None,
+    ) -> None:
         self.attempts = list(attempts)
         self.status = status
+        self.retry_after = retry_after
         super().__init__(message)
 
 

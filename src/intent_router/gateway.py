@@ -1,8 +1,8 @@
 """Answer chat requests: route once → dispatch along the chain → one log line. No HTTP here.
 
 The routing text is the last user message; the rest of the conversation travels to the
-model unchanged. A pinned model (OpenAI ``model`` other than ``auto``) bypasses routing but
-keeps retries and failover: its chain is the pinned model, then the default chain.
+model unchanged. A pinned model (``model`` other than ``auto``) bypasses routing: its chain
+is that model alone (with its retries), then the ``fallbacks`` the models file gives it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from intent_router.cache import CacheHit, CacheScope, Directives, ResponseCache
 from intent_router.dispatch import Dispatcher
-from intent_router.errors import ChainExhaustedError, QueryError
+from intent_router.errors import ChainExhaustedError, QueryError, UnknownModelError
 from intent_router.models import ModelsConfig
 from intent_router.providers import (
     ChatRequest,
@@ -44,6 +44,16 @@ class Answer:
     plan: Plan
     response: ChatResponse
     cache: CacheInfo
+
+
+@dataclass(frozen=True)
+class OpenStream:
+    """A stream whose answering model is known: the dispatcher opened it (or a cache hit)."""
+
+    plan: Plan
+    cache: CacheInfo
+    model: str
+    events: AsyncIterator[DispatchEvent]
 
 
 @dataclass(frozen=True)
@@ -120,10 +130,10 @@ class Gateway:
 
     async def plan(self, request: ChatRequest, model: str | None = None) -> Plan:
         if model is not None and model != AUTO:
-            if model not in self.models.models:
-                known = ", ".join([AUTO, *sorted(self.models.models)])
-                raise QueryError(f"unknown model '{model}' (known: {known})")
-            chain = [model, *(m for m in self.models.default_chain if m != model)]
+            spec = self.models.models.get(model)
+            if spec is None:
+                raise UnknownModelError(model, [AUTO, *sorted(self.models.models)])
+            chain = [model, *spec.fallbacks]
             text = routing_text(request)
             vector = await self.router.embed(text) if self.cache else np.zeros(0)
             return Plan(decision=None, chain=chain, pinned=model, text=text, vector=vector)
@@ -281,24 +291,28 @@ class Gateway:
         endpoint: str = "stream",
         directives: Directives = NO_DIRECTIVES,
         extra_scope: dict[str, Any] | None = None,
-    ) -> tuple[Plan, CacheInfo, AsyncIterator[DispatchEvent]]:
+    ) -> OpenStream:
         """Plan, then open the stream; ChainExhaustedError surfaces before anything is sent.
 
         A cache hit is replayed as a stream; a stream that completes is stored, one that
-        fails or is cut short is not.
+        fails or is cut short is not. The answering model is known when this returns.
         """
         started = time.perf_counter()
         plan, ctx, answer = await self._prepare(
             request, model, directives, extra_scope, started, endpoint
         )
         if answer is not None:
-            return answer.plan, answer.cache, _replay(answer.response)
-        events = aiter(self.dispatcher.stream(request, plan.chain, route=plan.route))
+            return OpenStream(answer.plan, answer.cache, answer.response.model,
+                              _replay(answer.response))  # fmt: skip
+        opened: list[str] = []
+        events = aiter(
+            self.dispatcher.stream(request, plan.chain, route=plan.route, on_open=opened.append)
+        )
         try:
             first = await anext(events)
         except ChainExhaustedError as exc:
             answer = await self._stale_or_raise(exc, ctx, plan, started, endpoint)
-            return plan, answer.cache, _replay(answer.response)
+            return OpenStream(plan, answer.cache, answer.response.model, _replay(answer.response))
         except Exception as exc:
             self._log(endpoint, plan, None, started, error=exc)
             raise
@@ -321,7 +335,7 @@ class Gateway:
                 await events.aclose()  # type: ignore[attr-defined]
                 self._log(endpoint, plan, final, started, stream_error=error, cache=info)
 
-        return plan, CacheInfo(hit=None), relay()
+        return OpenStream(plan, CacheInfo(hit=None), opened[0], relay())
 
     def _log(
         self,

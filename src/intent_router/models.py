@@ -16,6 +16,8 @@ One YAML file, parsed once at start-up into :class:`ModelsConfig`::
         price_per_mtok_input: 0.15
         price_per_mtok_output: 0.60
         context_window: 128000
+        fallbacks: [fast-small]       # optional: who answers a request pinned to this model
+                                      # when it fails (default: nobody, the error is returned)
 
 Every error raises :class:`~intent_router.errors.ModelsFileError` naming the file, the line
 (from the YAML node marks) and the field.
@@ -31,7 +33,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from intent_router.errors import ModelsFileError, UpstreamError
-from intent_router.yamlfile import read_mapping, validation_error
+from intent_router.yamlfile import field_error, read_mapping, validation_error
 
 Provider = Literal["openai", "anthropic", "gemini"]
 ModelName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
@@ -53,6 +55,10 @@ class ModelSpec(_Strict):
     price_per_mtok_input: float = Field(default=0.0, ge=0)
     price_per_mtok_output: float = Field(default=0.0, ge=0)
     context_window: int = Field(default=8192, gt=0, description="tokens, input + output")
+    fallbacks: list[ModelName] = Field(
+        default_factory=list,
+        description="models tried, in order, when a request pinned to this one fails",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -95,6 +101,20 @@ class ModelsConfig(_Strict):
         for i, name in enumerate(self.default_chain):
             if name not in self.models:
                 raise ValueError(f"default_chain[{i}] names unknown model '{name}'")
+        return self
+
+    @model_validator(mode="after")
+    def _fallbacks_known(self) -> ModelsConfig:
+        for owner, spec in self.models.items():
+            for i, name in enumerate(spec.fallbacks):
+                loc = ("models", owner, "fallbacks", i)
+                if name == owner:
+                    raise field_error(loc, f"model '{owner}' lists itself as a fallback")
+                if name not in self.models:
+                    known = ", ".join(sorted(self.models))
+                    raise field_error(loc, f"unknown model '{name}' (known: {known})")
+                if spec.fallbacks.index(name) != i:
+                    raise field_error(loc, f"model '{name}' is listed twice")
         return self
 
     def get(self, name: str) -> ModelSpec:

@@ -62,9 +62,9 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """The subset of the OpenAI body we honour; other OpenAI fields are accepted and ignored."""
+    """The subset of the OpenAI body we honour; other fields are accepted (``model_extra``)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     model: str | None = None
     messages: list[InboundMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
 from intent_router.errors import ConfigError
 
@@ -39,6 +40,11 @@ def read_mapping(
     return data, node
 
 
+def field_error(loc: Sequence[str | int], message: str) -> PydanticCustomError:
+    """An error a model validator raises to point at a nested field (``ctx['loc']``)."""
+    return PydanticCustomError("field_error", "{message}", {"message": message, "loc": loc})
+
+
 def validation_error(
     exc: ValidationError,
     model: type[BaseModel],
@@ -48,7 +54,7 @@ def validation_error(
 ) -> ConfigError:
     """The first problem of ``exc`` as ``error``, with the YAML line of its field."""
     first = exc.errors()[0]
-    loc: Sequence[Any] = first["loc"]
+    loc: Sequence[Any] = first.get("ctx", {}).get("loc") or first["loc"]
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = f"unknown key (allowed: {', '.join(_allowed(model, loc))})"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypedDict
+from functools import partial
+from typing import Any, TypedDict
 
 import httpx
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from intent_router.api import completions, errors
+from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
 from intent_router.cache import CacheDefaults, MemoryBackend, RedisBackend, ResponseCache
 from intent_router.config import Settings
@@ -58,7 +61,22 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.include_router(router)
     app.include_router(completions.router)
     errors.install(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
     return app
+
+
+def openapi_schema(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema without its 422 answers: validation errors are 400s here."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def make_cache(settings: Settings, dimension: int) -> ResponseCache | None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response
+from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from intent_router import openai_compat
 from intent_router.api.deps import Gateway
-from intent_router.api.schemas import CompleteRequest
+from intent_router.api.schemas import COMPLETION_ERRORS, ERRORS, CompleteRequest
 from intent_router.cache import parse_cache_control
+from intent_router.errors import UnknownModelError
 from intent_router.gateway import AUTO, Plan
 from intent_router.providers import ChatResponse
 from intent_router.request_cache import CacheInfo
@@ -39,7 +40,7 @@ def _headers(plan: Plan, response: ChatResponse | None, cache: CacheInfo) -> dic
     return headers
 
 
-@router.post("/complete")
+@router.post("/complete", responses=COMPLETION_ERRORS)
 async def complete(
     body: CompleteRequest, gateway: Gateway, response: Response, cache_control: CacheControl = None
 ) -> dict[str, Any]:
@@ -54,13 +55,17 @@ async def complete(
     }
 
 
-@router.post("/v1/chat/completions", response_model=None)
+@router.post("/v1/chat/completions", response_model=None, responses=COMPLETION_ERRORS)
 async def chat_completions(
     gateway: Gateway,
-    payload: Annotated[dict[str, Any], Body()],
+    body: openai_compat.ChatCompletionRequest,
     cache_control: CacheControl = None,
 ) -> JSONResponse | StreamingResponse:
-    body = openai_compat.parse_request(payload)
+    """OpenAI Chat Completions; ``model: "auto"`` (or no model) routes, a model name pins it.
+
+    Fields this schema does not list are accepted and passed on.
+    """
+    payload = body.model_dump(exclude_none=True)
     request = openai_compat.to_canonical(body)
     model = body.model or AUTO
     directives = parse_cache_control(cache_control)
@@ -74,28 +79,33 @@ async def chat_completions(
             {**openai_compat.completion_body(answer.response), "x_cache": answer.cache.to_dict()},
             headers=_headers(answer.plan, answer.response, answer.cache),
         )
-    plan, cache, events = await gateway.stream(
+    stream = await gateway.stream(
         request, model=model, endpoint="chat.completions", directives=directives, extra_scope=scope
     )
     lines = openai_compat.sse_lines(
-        events, model=plan.chain[0] if plan.chain else model, include_usage=body.include_usage
+        stream.events, model=stream.model, include_usage=body.include_usage
     )
+    headers = _headers(stream.plan, None, stream.cache)
+    headers["x-intent-router-model"] = stream.model
     return StreamingResponse(
-        lines,
-        media_type="text/event-stream",
-        headers={**_headers(plan, None, cache), "cache-control": "no-cache"},
+        lines, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
     )
 
 
-@router.get("/v1/models")
+def _model_card(name: str, created: int) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "intent-router"}
+
+
+@router.get("/v1/models", responses=ERRORS)
 async def list_models(gateway: Gateway) -> dict[str, Any]:
     created = int(time.time())
     names = [AUTO, *sorted(gateway.models.models)]
-    return {
-        "object": "list",
-        "data": [
-            {"id": name, "object": "model", "created": created, "owned_by": "intent-router"}
-            for name in names
-        ],
-    }
+    return {"object": "list", "data": [_model_card(name, created) for name in names]}
 
+
+@router.get("/v1/models/{model_id:path}", responses=ERRORS)
+async def get_model(model_id: str, gateway: Gateway) -> dict[str, Any]:
+    """One model: ``auto`` or a configured name; 404 ``model_not_found`` otherwise."""
+    if model_id != AUTO and model_id not in gateway.models.models:
+        raise UnknownModelError(model_id, [AUTO, *sorted(gateway.models.models)])
+    return _model_card(model_id, int(time.time()))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from intent_router.errors import DispatchError
+from intent_router.errors import NotConfiguredError
 from intent_router.gateway import Gateway as GatewayService
 from intent_router.service import RouterService
 
@@ -22,7 +22,9 @@ Service = Annotated[RouterService, Depends(get_service)]
 async def get_gateway(request: Request) -> GatewayService:
     gateway: GatewayService | None = request.state.gateway
     if gateway is None:
-        raise DispatchError("completions are off: the server was started without a models file")
+        raise NotConfiguredError(
+            "completions are off: the server was started without a models file"
+        )
     return gateway
 
 

@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from intent_router.providers import ChatRequest, Message
+
+NON_BLANK: JsonDict = {"pattern": r"\S"}  # stated in the published schema; checked by validators
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str = Field(description="invalid_request_error, upstream_error, service_unavailable …")
+    param: str | None = Field(description="the offending field's path, e.g. messages[0].role")
+    code: str | None = Field(description="model_not_found, context_length_exceeded …")
+
+
+class ErrorResponse(BaseModel):
+    """The OpenAI error object, on every endpoint except ``/v1/messages``."""
+
+    error: ErrorDetail
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    why = {
+        400: "invalid request: validation, bad JSON, wrong content type, prompt too long "
+        "for every model (code context_length_exceeded)",
+        404: "unknown model (code model_not_found) or completions off",
+        413: "request body over the size limit",
+        502: "every model of the chain failed (the attempts are listed)",
+        503: "no model could be tried (breakers open, deadline spent); Retry-After if known",
+    }
+    return {status: {"model": ErrorResponse, "description": why[status]} for status in statuses}
+
+
+ERRORS = _errors(400, 404)
+COMPLETION_ERRORS = _errors(400, 404, 413, 502, 503)
 
 
 class RouteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(description="The user request to route; whitespace-only is refused.")
+    query: str = Field(
+        description="The user request to route; whitespace-only is refused.",
+        json_schema_extra=NON_BLANK,
+    )
 
     @field_validator("query")
     @classmethod
@@ -67,10 +102,13 @@ class ChatMessage(BaseModel):
 class CompleteRequest(BaseModel):
     """``{"query": "..."}`` or ``{"messages": [...]}``, plus generation parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["query"]}, {"required": ["messages"]}]},
+    )
 
-    query: str | None = None
-    messages: list[ChatMessage] | None = None
+    query: str | None = Field(default=None, json_schema_extra=NON_BLANK)
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
     model: str | None = Field(default=None, description="pin a model; 'auto' or absent routes")
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
