@@ -103,6 +103,18 @@ def test_default_chain_must_name_known_models(tmp_path: Path) -> None:
     assert info.value.line == 1
 
 
+def test_fallbacks_are_read_and_must_name_other_known_models(tmp_path: Path) -> None:
+    with_fallback = GOOD.replace("    model: gpt-x\n", "    model: gpt-x\n    fallbacks: [b]\n")
+    cfg = load_models(write(tmp_path, with_fallback))
+    assert cfg.get("a").fallbacks == ["b"] and cfg.get("b").fallbacks == []
+    for names, why, index in (("[b, zz]", "unknown model 'zz'", 1), ("[a]", "lists itself", 0),
+                              ("[b, b]", "listed twice", 1)):  # fmt: skip
+        path = write(tmp_path, with_fallback.replace("fallbacks: [b]", f"fallbacks: {names}"))
+        with pytest.raises(ModelsFileError, match=why) as info:
+            load_models(path)
+        assert (info.value.line, info.value.field) == (9, f"models.a.fallbacks.{index}")
+
+
 def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
     with pytest.raises(ModelsFileError, match="YAML syntax error") as info:
         load_models(write(tmp_path, GOOD.replace("  b:\n", "  b: [\n")))
