@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (if needed), build the index from routes/ (incrementally) and serve on 127.0.0.1:8000.
+# Set up (if needed), build the index from routes/ (incrementally) and serve on 127.0.0.1:4000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

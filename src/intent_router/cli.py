@@ -17,6 +17,7 @@ from intent_router.config import Settings
 from intent_router.errors import IntentRouterError
 
 log = logging.getLogger("intent_router")
+DEFAULT_PORT = 4000  # not vLLM's 8000 nor Ollama's 11434, which local upstreams use
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,7 +172,12 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     serve = command("serve", "Serve the HTTP API.", cmd_serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; vLLM's 8000 and Ollama's 11434 stay free)",
+    )
     serve.add_argument(
         "--build", action="store_true", help="build the index if it is missing or stale"
     )
