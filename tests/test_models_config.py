@@ -57,6 +57,20 @@ def test_repo_models_yaml_is_valid_and_covers_the_routes() -> None:
     cfg.check_chains({"default": cfg.default_chain})
 
 
+@pytest.mark.parametrize("name", ["models.yaml", "models.fake.yaml"])
+def test_shipped_models_files_cover_every_shipped_route(name: str) -> None:
+    from intent_router.routing.loader import load_routes
+
+    cfg = load_models(REPO / name)
+    cfg.check_chains({r.name: r.chain for r in load_routes(REPO / "routes").routes})
+
+
+def test_local_llama_does_not_point_at_the_routers_own_port() -> None:
+    from intent_router.cli import DEFAULT_PORT
+
+    assert f":{DEFAULT_PORT}/" not in load_models(REPO / "models.yaml").get("local-llama").base_url
+
+
 def test_api_key_is_read_from_env_at_call_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
