@@ -13,6 +13,7 @@ The API layer maps these to HTTP statuses in one place (``api/errors.py``)::
     │   └── StaleIndexError         route files or encoder changed since the build
     ├── EncoderError                the embedding model cannot be loaded or run
     ├── QueryError                  a request cannot be routed (empty, too many messages …)
+    │   └── UnsupportedFieldError   a request field the chosen model cannot honour (field, model)
     ├── DispatchError               calling models failed
     │   ├── UpstreamError           one attempt against one model failed (model, status)
     │   └── ChainExhaustedError     every model of the chain failed (carries the attempts)
@@ -92,6 +93,20 @@ class DatasetError(ConfigError):
 
 class QueryError(IntentRouterError):
     """A request cannot be routed as given (empty text, no user message, …)."""
+
+
+class UnsupportedFieldError(QueryError):
+    """The request asks for something the model's API cannot do (``n`` > 1 on Anthropic …).
+
+    ``field`` is the request field (``n``, ``logprobs``, ``messages[2].content[1]`` …),
+    ``model`` our name of the model that cannot honour it. A client error: 400.
+    """
+
+    def __init__(self, field: str, model: str, reason: str = "") -> None:
+        self.field = field
+        self.model = model
+        why = f": {reason}" if reason else ""
+        super().__init__(f"field '{field}' is not supported by model '{model}'{why}")
 
 
 class DispatchError(IntentRouterError):
