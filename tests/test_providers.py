@@ -24,8 +24,10 @@ from intent_router.providers import (
     Attempt,
     ChatRequest,
     ChatResponse,
+    Choice,
     Endpoint,
     GeminiAdapter,
+    ImagePart,
     Message,
     OpenAIAdapter,
     Outcome,
@@ -33,6 +35,8 @@ from intent_router.providers import (
     StreamEnd,
     StreamError,
     TextDelta,
+    TextPart,
+    ToolChoice,
 )
 from intent_router.providers.http import parse_retry_after
 
@@ -136,7 +140,7 @@ async def test_openai_stream_with_usage_chunk() -> None:
     assert events == [
         TextDelta("2+2 "),
         TextDelta("is 4"),
-        StreamEnd(finish_reason="length", input_tokens=9, output_tokens=3, upstream_model="m"),
+        StreamEnd((Choice(0, "2+2 is 4", (), "length"),), 9, 3, "m"),
     ]
 
 
@@ -241,9 +245,7 @@ async def test_anthropic_stream_events() -> None:
     assert events == [
         TextDelta("Fo"),
         TextDelta("ur"),
-        StreamEnd(
-            finish_reason="stop", input_tokens=7, output_tokens=2, upstream_model="claude-x-1"
-        ),
+        StreamEnd((Choice(0, "Four"),), 7, 2, "claude-x-1"),
     ]
 
 
@@ -320,9 +322,7 @@ async def test_gemini_stream() -> None:
     assert events == [
         TextDelta("Fo"),
         TextDelta("ur"),
-        StreamEnd(
-            finish_reason="stop", input_tokens=12, output_tokens=3, upstream_model="gemini-x-001"
-        ),
+        StreamEnd((Choice(0, "Four"),), 12, 3, "gemini-x-001"),
     ]
 
 
@@ -535,11 +535,30 @@ async def test_sse_lines_turn_a_late_failure_into_an_error_event() -> None:
 def test_chat_request_validates() -> None:
     with pytest.raises(QueryError, match="at least one message"):
         ChatRequest(messages=[])
-    with pytest.raises(QueryError, match="role 'tool'"):
-        ChatRequest(messages=[Message("tool", "x")])  # type: ignore[arg-type]
+    with pytest.raises(QueryError, match="role 'robot'"):
+        ChatRequest(messages=[Message("robot", "x")])  # type: ignore[arg-type]
+    with pytest.raises(QueryError, match=r"messages\[0\]: a tool message needs 'tool_call_id'"):
+        ChatRequest(messages=[Message("tool", "x")])
+    with pytest.raises(QueryError, match=r"messages\[1\]: content may only be null"):
+        ChatRequest(messages=[Message("user", "x"), Message("assistant", None)])
+    with pytest.raises(QueryError, match="tool_choice names 'nope'"):
+        ChatRequest([Message("user", "x")], tool_choice=ToolChoice("function", "nope"))
     req = ChatRequest([Message("user", "x" * 40)], max_tokens=5)
     assert req.estimated_input_tokens() == 14
-    assert req.to_dict()["messages"] == [{"role": "user", "content": "x" * 40}]
+    assert req.to_dict()["messages"][0]["content"] == "x" * 40
+
+
+def test_message_text_joins_text_parts_and_images_cost_a_flat_estimate() -> None:
+    png = "data:image/png;base64," + "A" * 40_000
+    msg = Message("user", [TextPart("what is"), ImagePart(png, "low"), TextPart("this?")])
+    assert msg.text() == "what is this?"
+    assert msg.images() == (ImagePart(png, "low"),)
+    # the base64 bytes do not count as text: a flat 85 tokens for a low-detail image
+    assert ChatRequest([msg]).estimated_input_tokens() == len("what isthis?") // 4 + 4 + 85
+    with pytest.raises(QueryError, match="data URL"):
+        ImagePart("data:text/plain;base64,AAAA")
+    with pytest.raises(QueryError, match="http"):
+        ImagePart("ftp://x/y.png")
 
 
 async def test_sse_lines_send_nothing_when_no_model_starts() -> None:

@@ -168,7 +168,7 @@ class Dispatcher:
             )
             if done is not None:
                 completion, t0 = done
-                return self._finish(run, name, spec, completion, completion.text, t0)
+                return self._finish(run, name, spec, completion, t0)
         raise self._exhausted(run, chain)
 
     async def stream(
@@ -201,18 +201,16 @@ class Dispatcher:
             (events, event), t0 = opened
             if on_open is not None:
                 on_open(name)
-            parts: list[str] = []
             async with aclosing(events):
                 try:
                     while not isinstance(event, StreamEnd):
-                        parts.append(event.text)
                         yield event
                         event = await _next_event(events, run, name)
                 except UpstreamError as err:
                     self._failed(run, name, spec, err, t0, after_first_chunk=True)
                     yield StreamError(str(err), name, err.status, tuple(run.attempts))
                     return
-            yield StreamDone(self._finish(run, name, spec, event, "".join(parts), t0))
+            yield StreamDone(self._finish(run, name, spec, event, t0))
             return
         raise self._exhausted(run, chain)
 
@@ -326,8 +324,7 @@ class Dispatcher:
         run: _Run,
         name: str,
         spec: ModelSpec,
-        end: Completion | StreamEnd,
-        text: str,
+        end: Completion,
         t0: float,
     ) -> ChatResponse:
         input_tokens, output_tokens = end.input_tokens, end.output_tokens
@@ -335,10 +332,10 @@ class Dispatcher:
         if input_tokens is None:
             input_tokens = run.request.estimated_input_tokens()
         if output_tokens is None:
-            output_tokens = (len(text) + 3) // 4
+            output_tokens = (sum(c.output_chars() for c in end.choices) + 3) // 4
         run.add(name, spec, Outcome.OK, status=200, latency_ms=run.ms_since(t0))
         return ChatResponse(
-            text=text,
+            text=end.text,
             finish_reason=end.finish_reason,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -350,6 +347,8 @@ class Dispatcher:
             latency_ms=run.ms_since(run.started),
             attempts=tuple(run.attempts),
             usage_estimated=estimated,
+            choices=end.choices,
+            usage_details=end.usage_details,
         )
 
     def _exhausted(

@@ -14,7 +14,8 @@ The API layer maps these to HTTP statuses in one place (``api/errors.py``)::
     ├── EncoderError                the embedding model cannot be loaded or run
     ├── QueryError                  a request is invalid as given (``param`` names the field)
     │   ├── UnknownModelError       it names a model the models file does not define
-    │   └── ContextLengthExceededError   no model of its chain can take the prompt
+    │   ├── ContextLengthExceededError   no model of its chain can take the prompt
+    │   └── UnsupportedFieldError   a request field the chosen model cannot honour (field, model)
     ├── NotConfiguredError          the feature is off in this server (no models file)
     ├── DispatchError               calling models failed
     │   ├── UpstreamError           one attempt against one model failed (model, status)
@@ -132,6 +133,20 @@ class ContextLengthExceededError(QueryError):
 
 class NotConfiguredError(IntentRouterError):
     """The endpoint's feature is off in this server (e.g. completions without a models file)."""
+
+
+class UnsupportedFieldError(QueryError):
+    """The request asks for something the model's API cannot do (``n`` > 1 on Anthropic …).
+
+    ``field`` is the request field (``n``, ``logprobs``, ``messages[2].content[1]`` …),
+    ``model`` our name of the model that cannot honour it. A client error: 400.
+    """
+
+    def __init__(self, field: str, model: str, reason: str = "") -> None:
+        self.field = field
+        self.model = model
+        why = f": {reason}" if reason else ""
+        super().__init__(f"field '{field}' is not supported by model '{model}'{why}", param=field)
 
 
 class DispatchError(IntentRouterError):

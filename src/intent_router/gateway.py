@@ -26,7 +26,7 @@ from intent_router.providers import (
     DispatchEvent,
     StreamDone,
     StreamError,
-    TextDelta,
+    replay,
 )
 from intent_router.request_cache import CacheContext, CacheInfo, RequestCache, response_from
 from intent_router.routing.matcher import Decision
@@ -78,9 +78,14 @@ def early_pinned(model: str | None) -> str | None:
 
 
 def routing_text(request: ChatRequest) -> str:
+    """The last user message with text (its text parts joined with spaces).
+
+    Images and tool payloads do not route; a conversation ending in tool results routes
+    on the user text that started the exchange.
+    """
     for message in reversed(request.messages):
-        if message.role == "user" and message.content.strip():
-            return message.content
+        if message.role == "user" and message.text().strip():
+            return message.text()
     raise QueryError("the conversation has no user message with text to route")
 
 
@@ -303,7 +308,7 @@ class Gateway:
         )
         if answer is not None:
             return OpenStream(answer.plan, answer.cache, answer.response.model,
-                              _replay(answer.response))  # fmt: skip
+                              replay(answer.response))  # fmt: skip
         opened: list[str] = []
         events = aiter(
             self.dispatcher.stream(request, plan.chain, route=plan.route, on_open=opened.append)
@@ -312,7 +317,7 @@ class Gateway:
             first = await anext(events)
         except ChainExhaustedError as exc:
             answer = await self._stale_or_raise(exc, ctx, plan, started, endpoint)
-            return OpenStream(plan, answer.cache, answer.response.model, _replay(answer.response))
+            return OpenStream(plan, answer.cache, answer.response.model, replay(answer.response))
         except Exception as exc:
             self._log(endpoint, plan, None, started, error=exc)
             raise
@@ -384,11 +389,3 @@ class Gateway:
         if stream_error is not None:
             line.update(outcome="stream_error", reason=stream_error)
         request_log.info(json.dumps(line, separators=(",", ":")))
-
-
-async def _replay(response: ChatResponse, chunk_chars: int = 64) -> AsyncIterator[DispatchEvent]:
-    """A cached answer as a stream: text pieces, then the final event."""
-    text = response.text
-    for start in range(0, len(text), chunk_chars):
-        yield TextDelta(text[start : start + chunk_chars])
-    yield StreamDone(response)

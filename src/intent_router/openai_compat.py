@@ -191,7 +191,7 @@ async def sse_lines(
                     yield _sse({**usage, "x_router": router_meta(response)})
                 yield "data: [DONE]\n\n"
                 return
-            else:
+            elif isinstance(event, StreamError):
                 yield _sse({"error": _error(event)})
                 return
             following = await anext(iterator, None)

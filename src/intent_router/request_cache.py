@@ -200,9 +200,9 @@ def _scope(
     """Everything that changes the answer, except the last user message."""
     users = [i for i, m in enumerate(request.messages) if m.role == "user"]
     last_user = users[-1] if users else -1
-    system = "\n".join(m.content for m in request.messages if m.role == "system")
+    system = "\n".join(m.text() for m in request.messages if m.role == "system")
     history = [
-        {"role": m.role, "content": m.content}
+        {"role": m.role, "content": m.text()}
         for i, m in enumerate(request.messages)
         if m.role != "system" and i != last_user
     ]

@@ -16,12 +16,13 @@ from typing import Any
 import httpx
 
 from intent_router.errors import UpstreamError
+from intent_router.providers.assemble import Assembler
 from intent_router.providers.base import (
     AdapterEvent,
     ChatRequest,
+    Choice,
     Completion,
     Endpoint,
-    StreamEnd,
     TextDelta,
 )
 from intent_router.providers.http import bad_answer, dig, open_sse, opt_int, post_json
@@ -61,12 +62,12 @@ class AnthropicAdapter:
         return headers
 
     def payload(self, endpoint: Endpoint, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        system = "\n\n".join(m.text() for m in request.messages if m.role == "system")
         body: dict[str, Any] = {
             "model": endpoint.model,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
             "messages": [
-                {"role": m.role, "content": m.content}
+                {"role": m.role, "content": m.text()}
                 for m in request.messages
                 if m.role != "system"
             ],
@@ -97,8 +98,11 @@ class AnthropicAdapter:
         text = "".join(b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text")
         stop = data.get("stop_reason")
         return Completion(
-            text=text,
-            finish_reason=STOP_REASONS.get(stop, "other") if stop else "stop",
+            choices=(
+                Choice(
+                    text=text, finish_reason=STOP_REASONS.get(stop, "other") if stop else "stop"
+                ),
+            ),
             input_tokens=opt_int(data, "usage", "input_tokens"),
             output_tokens=opt_int(data, "usage", "output_tokens"),
             upstream_model=str(data.get("model") or endpoint.model),
@@ -108,6 +112,7 @@ class AnthropicAdapter:
         self, endpoint: Endpoint, request: ChatRequest
     ) -> AsyncGenerator[AdapterEvent, None]:
         name = endpoint.name
+        asm = Assembler()
         upstream = endpoint.model
         stop: str | None = None
         input_tokens: int | None = None
@@ -133,7 +138,7 @@ class AnthropicAdapter:
                 elif kind == "content_block_delta":
                     delta = dig(name, data, "delta", kind=dict)
                     if delta.get("type") == "text_delta" and delta.get("text"):
-                        yield TextDelta(str(delta["text"]))
+                        yield asm.add(TextDelta(str(delta["text"])))
                 elif kind == "message_delta":
                     stop = (data.get("delta") or {}).get("stop_reason") or stop
                     output_tokens = opt_int(data, "usage", "output_tokens") or output_tokens
@@ -142,8 +147,8 @@ class AnthropicAdapter:
                     break
             else:
                 raise UpstreamError("stream ended without message_stop", model=name, retryable=True)
-        yield StreamEnd(
-            finish_reason=STOP_REASONS.get(stop, "other") if stop else "stop",
+        asm.finish(STOP_REASONS.get(stop, "other") if stop else "stop")
+        yield asm.end(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             upstream_model=upstream,

@@ -14,12 +14,13 @@ from typing import Any
 import httpx
 
 from intent_router.errors import UpstreamError
+from intent_router.providers.assemble import Assembler
 from intent_router.providers.base import (
     AdapterEvent,
     ChatRequest,
+    Choice,
     Completion,
     Endpoint,
-    StreamEnd,
     TextDelta,
 )
 from intent_router.providers.http import bad_answer, dig, error_detail, open_sse, opt_int, post_json
@@ -71,13 +72,13 @@ class GeminiAdapter:
             "contents": [
                 {
                     "role": "model" if m.role == "assistant" else "user",
-                    "parts": [{"text": m.content}],
+                    "parts": [{"text": m.text()}],
                 }
                 for m in request.messages
                 if m.role != "system"
             ]
         }
-        system = [{"text": m.content} for m in request.messages if m.role == "system"]
+        system = [{"text": m.text()} for m in request.messages if m.role == "system"]
         if system:
             body["systemInstruction"] = {"parts": system}
         config: dict[str, Any] = {}
@@ -103,8 +104,7 @@ class GeminiAdapter:
         )
         text, reason = _candidate_text(name, data)
         return Completion(
-            text=text,
-            finish_reason=_finish(reason),
+            choices=(Choice(text=text, finish_reason=_finish(reason)),),
             input_tokens=opt_int(data, "usageMetadata", "promptTokenCount"),
             output_tokens=opt_int(data, "usageMetadata", "candidatesTokenCount"),
             upstream_model=str(data.get("modelVersion") or endpoint.model),
@@ -114,6 +114,7 @@ class GeminiAdapter:
         self, endpoint: Endpoint, request: ChatRequest
     ) -> AsyncGenerator[AdapterEvent, None]:
         name = endpoint.name
+        asm = Assembler()
         reason: str | None = None
         usage: dict[str, Any] = {}
         upstream = endpoint.model
@@ -132,15 +133,15 @@ class GeminiAdapter:
                     raise UpstreamError(f"error in stream: {detail}", model=name, retryable=True)
                 text, finish = _candidate_text(name, data)
                 if text:
-                    yield TextDelta(text)
+                    yield asm.add(TextDelta(text))
                 reason = finish or reason
                 if isinstance(data.get("usageMetadata"), dict):
                     usage = data["usageMetadata"]
                 upstream = str(data.get("modelVersion") or upstream)
         if reason is None:
             raise UpstreamError("stream ended without finishReason", model=name, retryable=True)
-        yield StreamEnd(
-            finish_reason=_finish(reason),
+        asm.finish(_finish(reason))
+        yield asm.end(
             input_tokens=opt_int(usage, "promptTokenCount"),
             output_tokens=opt_int(usage, "candidatesTokenCount"),
             upstream_model=upstream,

@@ -13,12 +13,13 @@ from typing import Any
 import httpx
 
 from intent_router.errors import UpstreamError
+from intent_router.providers.assemble import Assembler
 from intent_router.providers.base import (
     AdapterEvent,
     ChatRequest,
+    Choice,
     Completion,
     Endpoint,
-    StreamEnd,
     TextDelta,
 )
 from intent_router.providers.http import bad_answer, dig, error_detail, open_sse, opt_int, post_json
@@ -38,7 +39,7 @@ class OpenAIAdapter:
     def payload(self, endpoint: Endpoint, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": endpoint.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [{"role": m.role, "content": m.text()} for m in request.messages],
         }
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
@@ -68,8 +69,9 @@ class OpenAIAdapter:
         elif not isinstance(text, str):
             raise bad_answer(name, "field 'choices.0.message.content' is not text")
         return Completion(
-            text=text,
-            finish_reason=data["choices"][0].get("finish_reason") or "stop",
+            choices=(
+                Choice(text=text, finish_reason=data["choices"][0].get("finish_reason") or "stop"),
+            ),
             input_tokens=opt_int(data, "usage", "prompt_tokens"),
             output_tokens=opt_int(data, "usage", "completion_tokens"),
             upstream_model=str(data.get("model") or endpoint.model),
@@ -79,6 +81,7 @@ class OpenAIAdapter:
         self, endpoint: Endpoint, request: ChatRequest
     ) -> AsyncGenerator[AdapterEvent, None]:
         name = endpoint.name
+        asm = Assembler()
         finish: str | None = None
         usage: dict[str, Any] = {}
         upstream = endpoint.model
@@ -105,15 +108,15 @@ class OpenAIAdapter:
                 for choice in chunk.get("choices") or []:
                     delta = choice.get("delta") or {}
                     if isinstance(delta.get("content"), str) and delta["content"]:
-                        yield TextDelta(delta["content"])
+                        yield asm.add(TextDelta(delta["content"]))
                     finish = choice.get("finish_reason") or finish
             else:
                 if finish is None:
                     raise UpstreamError(
                         "stream ended without [DONE] or finish_reason", model=name, retryable=True
                     )
-        yield StreamEnd(
-            finish_reason=finish or "stop",
+        asm.finish(finish or "stop")
+        yield asm.end(
             input_tokens=opt_int(usage, "prompt_tokens"),
             output_tokens=opt_int(usage, "completion_tokens"),
             upstream_model=upstream,
