@@ -11,7 +11,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from intent_router.api import completions, errors
+from intent_router.api import completions, errors, messages
 from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
 from intent_router.cache import CacheDefaults, MemoryBackend, RedisBackend, ResponseCache
@@ -60,6 +60,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app = FastAPI(title="intent-router", version="0.1.0", lifespan=lifespan)
     app.include_router(router)
     app.include_router(completions.router)
+    app.include_router(messages.router)
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]

@@ -27,7 +27,7 @@ _SCOPE_FIELDS = ("tools", "tool_choice", "response_format", "top_p", "seed", "n"
                  "presence_penalty", "frequency_penalty", "logit_bias")  # fmt: skip
 
 
-def _headers(plan: Plan, response: ChatResponse | None, cache: CacheInfo) -> dict[str, str]:
+def router_headers(plan: Plan, response: ChatResponse | None, cache: CacheInfo) -> dict[str, str]:
     headers = {"x-intent-router-route": plan.route or "none"}
     if plan.decision is not None:
         headers["x-intent-router-score"] = f"{plan.decision.score:.4f}"
@@ -47,7 +47,7 @@ async def complete(
     answer = await gateway.complete(
         body.to_canonical(), model=body.model, directives=parse_cache_control(cache_control)
     )
-    response.headers.update(_headers(answer.plan, answer.response, answer.cache))
+    response.headers.update(router_headers(answer.plan, answer.response, answer.cache))
     return {
         **answer.response.to_dict(),
         "routing": answer.plan.to_dict(),
@@ -77,7 +77,7 @@ async def chat_completions(
         )  # fmt: skip
         return JSONResponse(
             {**openai_compat.completion_body(answer.response), "x_cache": answer.cache.to_dict()},
-            headers=_headers(answer.plan, answer.response, answer.cache),
+            headers=router_headers(answer.plan, answer.response, answer.cache),
         )
     stream = await gateway.stream(
         request, model=model, endpoint="chat.completions", directives=directives, extra_scope=scope
@@ -85,7 +85,7 @@ async def chat_completions(
     lines = openai_compat.sse_lines(
         stream.events, model=stream.model, include_usage=body.include_usage
     )
-    headers = _headers(stream.plan, None, stream.cache)
+    headers = router_headers(stream.plan, None, stream.cache)
     headers["x-intent-router-model"] = stream.model
     return StreamingResponse(
         lines, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}

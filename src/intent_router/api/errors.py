@@ -142,8 +142,11 @@ def from_validation(errors: Sequence[Any], body: Any, content_type: str | None) 
             return ApiError(400, f"Content-Type must be application/json (got {got})")
         if first.get("type") == "missing":
             return ApiError(400, "the request body is empty: send a JSON object")
-    param = field_path(path, body if where == "body" else None, last_missing=first["type"])
-    same = [e for e in errors if field_path(list(e["loc"])[1:], body, e["type"]) == param]
+    # A union reports one error per member: the one that got deepest is the one meant.
+    located = [(field_path(list(e["loc"])[1:], body if where == "body" else None, e["type"]), e)
+               for e in errors if list(e.get("loc", ()))[:1] == [where]]  # fmt: skip
+    param = max((p for p, _ in located), key=lambda p: len(p or ""), default=None)
+    same = [e for p, e in located if p == param]
     reasons = "; or ".join(dict.fromkeys(_reason(e) for e in same))
     message = f"{param}: {reasons}" if param else reasons
     if where != "body":
