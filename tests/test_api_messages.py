@@ -23,7 +23,9 @@ from intent_router.testing.server import serve_in_thread
 
 CODE_Q = "write a python function that parses a date"
 HI = "hi there, how are you today"
-PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+PIXEL = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 WEATHER = {
     "name": "get_weather",
     "description": "current weather of a city",
@@ -222,6 +224,7 @@ def test_count_tokens_is_an_estimate(sdk: anthropic.Anthropic) -> None:
 
 
 def test_tool_loop_images_and_options_translate_to_canonical() -> None:
+    # fmt: off
     body = anthropic_compat.MessagesRequest.model_validate(
         {
             "model": "auto", "max_tokens": 64, "top_k": 5, "top_p": 0.9, "thinking": {"x": 1},
@@ -243,11 +246,13 @@ def test_tool_loop_images_and_options_translate_to_canonical() -> None:
                     {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
                     {"type": "tool_result", "tool_use_id": "toolu_2", "is_error": True,
                      "content": [{"type": "text", "text": "timeout"}]},
-                    {"type": "text", "text": "and tomorrow?", "cache_control": {"type": "ephemeral"}},
+                    {"type": "text", "text": "and tomorrow?",
+                     "cache_control": {"type": "ephemeral"}},
                 ]},
             ],
-        }  # fmt: skip
+        }
     )
+    # fmt: on
     request = anthropic_compat.to_canonical(body)
     roles = [m.role for m in request.messages]
     assert roles == ["system", "user", "assistant", "tool", "tool", "user"]

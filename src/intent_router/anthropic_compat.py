@@ -52,7 +52,9 @@ from intent_router.providers.base import (
     ToolChoice,
 )
 from intent_router.providers.tools import ToolMode
+from intent_router.wire_schema import HAS_USER_TEXT
 
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 _TOOL_MODES: dict[str, ToolMode] = {"auto": "auto", "any": "required", "none": "none"}
 # finish_reason (OpenAI vocabulary) → Anthropic stop_reason
 _STOP_REASONS = {v: k for k, v in reversed(STOP_REASONS.items())} | {"other": "end_turn"}
@@ -72,8 +74,8 @@ class TextBlock(_Block):
 class Base64Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["base64"]
-    media_type: str = Field(pattern=r"^image/")
-    data: str
+    media_type: str = Field(pattern=r"^image/[A-Za-z0-9.+-]+$")
+    data: str = Field(pattern=BASE64)
 
 
 class UrlSource(BaseModel):
@@ -140,11 +142,20 @@ class ToolDef(BaseModel):
     cache_control: dict[str, Any] | None = None
 
 
-class ToolChoiceIn(BaseModel):
+class ToolChoiceMode(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["auto", "any", "tool", "none"]
-    name: str | None = None
+    type: Literal["auto", "any", "none"]
     disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceTool(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["tool"]
+    name: str = Field(min_length=1)
+    disable_parallel_tool_use: bool | None = None
+
+
+ToolChoiceIn = Annotated[ToolChoiceMode | ToolChoiceTool, Field(discriminator="type")]
 
 
 class Metadata(BaseModel):
@@ -157,7 +168,7 @@ class CountTokensRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, description="'auto' routes; a configured name pins it")
-    messages: list[Turn] = Field(min_length=1)
+    messages: list[Turn] = Field(min_length=1, json_schema_extra=HAS_USER_TEXT)
     system: str | list[TextBlock] | None = None
     tools: list[ToolDef] | None = None
     tool_choice: ToolChoiceIn | None = None
@@ -231,8 +242,8 @@ def _assistant(turn: AssistantTurn) -> Message:
     return Message("assistant", text if text or not calls else None, tool_calls=calls)
 
 
-def _tool_choice(choice: ToolChoiceIn) -> ToolChoice:
-    if choice.type == "tool":
+def _tool_choice(choice: ToolChoiceMode | ToolChoiceTool) -> ToolChoice:
+    if isinstance(choice, ToolChoiceTool):
         return ToolChoice("function", choice.name)
     return ToolChoice(_TOOL_MODES[choice.type])
 

@@ -30,6 +30,7 @@ from intent_router.providers.base import (
     StreamError,
     TextDelta,
 )
+from intent_router.wire_schema import HAS_USER_TEXT
 
 _ROLE_ALIASES = {"developer": "system"}
 
@@ -66,7 +67,7 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     model: str | None = None
-    messages: list[InboundMessage] = Field(min_length=1)
+    messages: list[InboundMessage] = Field(min_length=1, json_schema_extra=HAS_USER_TEXT)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)

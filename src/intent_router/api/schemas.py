@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.config import JsonDict
 
 from intent_router.providers import ChatRequest, Message
-
-NON_BLANK: JsonDict = {"pattern": r"\S"}  # stated in the published schema; checked by validators
+from intent_router.wire_schema import HAS_USER_TEXT, NON_BLANK
 
 
 class ErrorDetail(BaseModel):
@@ -108,7 +106,9 @@ class CompleteRequest(BaseModel):
     )
 
     query: str | None = Field(default=None, json_schema_extra=NON_BLANK)
-    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
+    messages: list[ChatMessage] | None = Field(
+        default=None, min_length=1, json_schema_extra=HAS_USER_TEXT
+    )
     model: str | None = Field(default=None, description="pin a model; 'auto' or absent routes")
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
