@@ -34,7 +34,8 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        texts = [p["text"] for p in content if isinstance(p, dict) and "text" in p]
+        return " ".join(str(t) for t in texts)
     return ""
 
 
