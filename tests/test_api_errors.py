@@ -93,8 +93,8 @@ def sdk(server: str) -> openai.OpenAI:
     ("fields", "param", "words"),
     [
         ({"messages": []}, "messages", "at least 1 item"),
-        ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "'user'"),
-        ({"messages": [{"role": "user"}]}, "messages[0].content", "Field required"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "not one of"),
+        ({"messages": [{"role": "user", "content": 42}]}, "messages[0].content", "string"),
         ({"messages": HI, "temperature": 7}, "temperature", "less than or equal to 2"),
         ({"messages": HI, "max_tokens": 0}, "max_tokens", "greater than or equal to 1"),
     ],

@@ -241,6 +241,8 @@ def test_tool_loop_images_and_options_translate_to_canonical() -> None:
                     {"type": "text", "text": "let me look"},
                     {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
                      "input": {"city": "Oslo"}},
+                    {"type": "tool_use", "id": "toolu_2", "name": "get_weather",
+                     "input": {"city": "Rome"}},
                 ]},
                 {"role": "user", "content": [
                     {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
@@ -264,7 +266,10 @@ def test_tool_loop_images_and_options_translate_to_canonical() -> None:
     )
     assistant = request.messages[2]
     assert assistant.content == "let me look"
-    assert assistant.tool_calls == (ToolCall("toolu_1", "get_weather", '{"city": "Oslo"}'),)
+    assert assistant.tool_calls == (
+        ToolCall("toolu_1", "get_weather", '{"city": "Oslo"}'),
+        ToolCall("toolu_2", "get_weather", '{"city": "Rome"}'),
+    )
     assert (request.messages[3].tool_call_id, request.messages[3].content) == ("toolu_1", "sunny")
     assert request.messages[4].content == "Error: timeout"
     assert request.tools[0].parameters == WEATHER["input_schema"]

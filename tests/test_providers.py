@@ -31,11 +31,14 @@ from intent_router.providers import (
     Message,
     OpenAIAdapter,
     Outcome,
+    ResponseFormat,
     StreamDone,
     StreamEnd,
     StreamError,
     TextDelta,
     TextPart,
+    Tool,
+    ToolCall,
     ToolChoice,
 )
 from intent_router.providers.http import parse_retry_after
@@ -185,8 +188,9 @@ async def test_anthropic_request_and_response() -> None:
     body = json.loads(req.content)
     assert body == {
         "model": "up-model", "max_tokens": 4096, "system": "be brief",
-        "messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"},
-                     {"role": "user", "content": "what is 2+2?"}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]},
+                     {"role": "assistant", "content": [{"type": "text", "text": "hi"}]},
+                     {"role": "user", "content": [{"type": "text", "text": "what is 2+2?"}]}],
         "temperature": 0.5, "stop_sequences": ["END"],
     }  # fmt: skip
     assert (result.text, result.finish_reason) == ("Four.", "length")
@@ -432,35 +436,95 @@ def test_endpoint_repr_hides_the_key() -> None:
 # -- our OpenAI-compatible endpoint ----------------------------------------------------
 
 
-def test_parse_request_ignores_unknown_fields_and_joins_text_parts() -> None:
+def test_parse_request_keeps_every_field_and_joins_text_parts_with_spaces() -> None:
     body = parse_request({
-        "model": "auto", "user": "u1", "seed": 3, "n": 1, "logit_bias": {},
+        "model": "auto", "user": "u1", "seed": 3, "n": 2, "logit_bias": {"50256": -100},
         "messages": [
             {"role": "developer", "content": "be brief"},
             {"role": "user", "name": "bob", "content": [
-                {"type": "text", "text": "hello "}, {"type": "text", "text": "there"}]},
+                {"type": "text", "text": "hello"}, {"type": "text", "text": "there"}]},
         ],
         "max_completion_tokens": 30, "max_tokens": 99, "stop": "END", "stream": True,
-        "stream_options": {"include_usage": True},
+        "stream_options": {"include_usage": True}, "top_k": 40, "repetition_penalty": 1.1,
+        "top_p": 0.5, "presence_penalty": 0.1, "frequency_penalty": 0.2, "logprobs": True,
+        "top_logprobs": 2, "metadata": {"a": "b"}, "reasoning_effort": "low",
+        "parallel_tool_calls": False,
     })  # fmt: skip
     assert body.include_usage
     req = to_canonical(body)
-    assert req.messages == (Message("system", "be brief"), Message("user", "hello there"))
-    assert (req.max_tokens, req.stop, req.stream) == (30, ("END",), True)
+    assert req.messages == (
+        Message("developer", "be brief"),
+        Message("user", (TextPart("hello"), TextPart("there")), name="bob"),
+    )
+    assert req.messages[1].text() == "hello there"
+    assert (req.max_tokens, req.max_tokens_field, req.stop, req.stream) == (
+        30, "max_completion_tokens", ("END",), True)  # fmt: skip
+    assert (req.n, req.seed, req.top_p, req.user, req.reasoning_effort) == (2, 3, 0.5, "u1", "low")
+    assert (req.presence_penalty, req.frequency_penalty) == (0.1, 0.2)
+    assert (req.logprobs, req.top_logprobs, req.logit_bias) == (True, 2, {"50256": -100})
+    assert (req.metadata, req.parallel_tool_calls) == ({"a": "b"}, False)
+    assert req.extra == {"top_k": 40, "repetition_penalty": 1.1}
+
+
+def test_parse_request_reads_tools_tool_turns_images_and_json_mode() -> None:
+    png = "data:image/png;base64,iVBORw0KGgo="
+    req = to_canonical(parse_request({
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "weather here?"},
+                {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
+                {"type": "image_url", "image_url": {"url": "https://x.test/a.jpg"}}]},
+            {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        ],
+        "tools": [{"type": "function", "function": {
+            "name": "weather", "description": "d", "parameters": {"type": "object"},
+            "strict": True}}],
+        "tool_choice": {"type": "function", "function": {"name": "weather"}},
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "w", "schema": {"type": "object"}, "strict": True}},
+    }))  # fmt: skip
+    user, assistant, tool = req.messages
+    assert user.images() == (ImagePart(png, "low"), ImagePart("https://x.test/a.jpg"))
+    assert assistant.content is None
+    assert assistant.tool_calls == (ToolCall("call_1", "weather", '{"city": "Paris"}'),)
+    assert (tool.role, tool.tool_call_id, tool.text()) == ("tool", "call_1", "sunny")
+    assert req.tools == (Tool("weather", "d", {"type": "object"}, True),)
+    assert req.tool_choice == ToolChoice("function", "weather")
+    assert req.response_format == ResponseFormat("json_schema", "w", {"type": "object"}, None, True)
 
 
 @pytest.mark.parametrize(
-    ("message", "match"),
+    ("body", "match"),
     [
-        ({"role": "tool", "content": "x", "tool_call_id": "1"}, "messages.0.role"),
-        ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]},
-         "system/user/assistant messages with text"),
-        ({"role": "assistant", "content": None, "tool_calls": []}, "messages.0.content"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, r"messages\[0\]\.role: 'robot'"),
+        ({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+         r"messages\[0\]\.content\[0\]\.type: content part 'input_audio' is not supported"),
+        ({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]},
+         r"messages\[0\]\.content\[0\]\.image_url\.url: must be an http"),
+        ({"messages": [{"role": "assistant", "content": None}]},
+         r"messages\[0\]: content may only be null"),
+        ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "c9"}]},
+         r"messages\[0\]\.tool_call_id: 'c9' answers no earlier assistant tool call"),
+        ({"messages": [{"role": "user", "content": "x", "audio": {"id": "a"}}]},
+         r"messages\[0\]\.audio: this message field is not supported"),
+        ({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "custom"}]},
+         r"tools\[0\]\.type: only 'function' tools"),
+        ({"messages": [{"role": "user", "content": "x"}], "tool_choice": "sometimes"},
+         "tool_choice: must be"),
+        ({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "yaml"}},
+         "response_format.type"),
+        ({"messages": [{"role": "user", "content": "x"}], "n": 0}, "n: Input should be greater"),
+        ({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 3},
+         "top_logprobs: requires logprobs"),
     ],
 )  # fmt: skip
-def test_parse_request_rejects_non_text_messages(message: dict[str, Any], match: str) -> None:
+def test_parse_request_names_the_bad_field(body: dict[str, Any], match: str) -> None:
     with pytest.raises(QueryError, match=match):
-        parse_request({"model": "auto", "messages": [message]})
+        to_canonical(parse_request({"model": "auto", **body}))
 
 
 def test_parse_request_rejects_empty_messages() -> None:

@@ -83,9 +83,9 @@ def routing_text(request: ChatRequest) -> str:
     Images and tool payloads do not route; a conversation ending in tool results routes
     on the user text that started the exchange.
     """
-    for message in reversed(request.messages):
-        if message.role == "user" and message.text().strip():
-            return message.text()
+    asked = request.asked_index()
+    if asked is not None:
+        return request.messages[asked].text()
     raise QueryError("the conversation has no user message with text to route")
 
 

@@ -1,79 +1,85 @@
-"""Pure translation for our OpenAI-compatible ``/v1/chat/completions`` (no FastAPI here).
+"""Our OpenAI-compatible ``/v1/chat/completions``, inbound: body → :class:`ChatRequest`.
 
-* :class:`ChatCompletionRequest` — the inbound body; unknown OpenAI fields are ignored,
-  non-text or non system/user/assistant messages are rejected (``developer`` counts as
-  ``system``; text content parts are joined).
-* :func:`parse_request` — dict → model, raising :class:`QueryError` with a clear message.
-* :func:`to_canonical` — model → :class:`ChatRequest`.
-* :func:`completion_body` — :class:`ChatResponse` → ``chat.completion`` JSON.
-* :func:`sse_lines` — dispatcher stream events → ``chat.completion.chunk`` SSE lines,
-  ending ``data: [DONE]``; a :class:`StreamError` becomes ``data: {"error": {...}}``.
+No field is silently dropped: every documented Chat Completions field has a typed slot
+in the canonical request, and any other top-level field is kept in ``extra`` (passed
+verbatim to OpenAI-compatible upstreams, refused by the others). What cannot be
+represented is refused with a :class:`QueryError` naming the field (``messages[2].content
+[0].type``): content parts other than text and images, non-function tools, and message
+fields other than ``role``, ``content``, ``name``, ``tool_calls``, ``tool_call_id`` (an
+echoed assistant message's ``refusal``/``annotations``/``audio``/``function_call`` are
+accepted when empty, since the SDK sends them back as it received them).
+
+* :func:`parse_request` — dict → :class:`ChatCompletionRequest`, field errors named.
+* :func:`to_canonical` — that model → :class:`ChatRequest`.
+
+The outbound half (``chat.completion`` bodies and chunk SSE) is :mod:`.openai_render`.
 """
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from intent_router.errors import QueryError
+from intent_router.openai_render import (
+    completion_body,
+    new_completion_id,
+    router_meta,
+    sse_lines,
+)
 from intent_router.providers.base import (
+    ROLES,
     ChatRequest,
-    ChatResponse,
-    DispatchEvent,
+    ContentPart,
+    ImagePart,
     Message,
-    StreamDone,
-    StreamError,
-    TextDelta,
+    ResponseFormat,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
 )
 from intent_router.wire_schema import HAS_USER_TEXT
 
-_ROLE_ALIASES = {"developer": "system"}
-
-
-class TextPart(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    type: Literal["text"]
-    text: str
-
-
-class InboundMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "user", "assistant"]
-    content: str | list[TextPart]
-
-    @field_validator("role", mode="before")
-    @classmethod
-    def _alias(cls, value: Any) -> Any:
-        return _ROLE_ALIASES.get(value, value) if isinstance(value, str) else value
-
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.text for part in self.content)
+# Fields of an assistant message the SDK echoes back; accepted only when empty.
+_ECHOED_EMPTY = ("refusal", "annotations", "audio", "function_call")
+_MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     include_usage: bool = False
 
 
 class ChatCompletionRequest(BaseModel):
-    """The subset of the OpenAI body we honour; other fields are accepted (``model_extra``)."""
+    """The Chat Completions body: documented fields typed, others in ``model_extra``."""
 
     model_config = ConfigDict(extra="allow")
     model: str | None = None
-    messages: list[InboundMessage] = Field(min_length=1, json_schema_extra=HAS_USER_TEXT)
+    messages: list[dict[str, Any]] = Field(min_length=1, json_schema_extra=HAS_USER_TEXT)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     stop: str | list[str] | None = None
-    stream: bool = False
+    stream: bool | None = None
     stream_options: StreamOptions | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    reasoning_effort: str | None = None
 
     @property
     def include_usage(self) -> bool:
@@ -86,129 +92,186 @@ def parse_request(body: Mapping[str, Any]) -> ChatCompletionRequest:
         return ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        if where.startswith("messages.") and err["type"] in ("literal_error", "string_type"):
-            hint = "only system/user/assistant messages with text content are supported"
-            raise QueryError(f"{where}: {err['msg']} ({hint})") from exc
+        where = _path(err["loc"])
         raise QueryError(f"{where}: {err['msg']}" if where else err["msg"]) from exc
 
 
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def to_canonical(body: ChatCompletionRequest) -> ChatRequest:
-    stop: list[str] = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    """The canonical request; every field of the body lands in a slot or in ``extra``."""
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    if len(stop) > 4:
+        raise QueryError("stop: at most 4 stop sequences")
+    if body.top_logprobs is not None and not body.logprobs:
+        raise QueryError("top_logprobs: requires logprobs to be true")
+    tools = tuple(_tool(i, t) for i, t in enumerate(body.tools or []))
+    stream_options = body.stream_options.model_dump() if body.stream_options else None
     return ChatRequest(
-        messages=[Message(role=m.role, content=m.text()) for m in body.messages],
+        messages=[_message(i, m) for i, m in enumerate(body.messages)],
         max_tokens=body.max_completion_tokens or body.max_tokens,
+        max_tokens_field="max_completion_tokens" if body.max_completion_tokens else "max_tokens",
         temperature=body.temperature,
         stop=stop,
-        stream=body.stream,
+        stream=bool(body.stream),
+        top_p=body.top_p,
+        n=body.n,
+        seed=body.seed,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        logit_bias=body.logit_bias,
+        logprobs=body.logprobs,
+        top_logprobs=body.top_logprobs,
+        tools=tools,
+        tool_choice=_tool_choice(body.tool_choice),
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=_response_format(body.response_format),
+        user=body.user,
+        metadata=body.metadata,
+        reasoning_effort=body.reasoning_effort,
+        stream_options=stream_options,
+        extra=dict(body.model_extra or {}),
     )
 
 
-def new_completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+# -- messages ----------------------------------------------------------------------------
 
 
-def _usage(response: ChatResponse) -> dict[str, int]:
-    return {
-        "prompt_tokens": response.input_tokens,
-        "completion_tokens": response.output_tokens,
-        "total_tokens": response.input_tokens + response.output_tokens,
-    }
+def _message(i: int, raw: dict[str, Any]) -> Message:
+    where = f"messages[{i}]"
+    role = raw.get("role")
+    if role not in ROLES:
+        known = "/".join(sorted(ROLES))
+        raise QueryError(f"{where}.role: '{role}' is not one of {known}")
+    for key, value in raw.items():
+        if key in _MESSAGE_FIELDS or (key in _ECHOED_EMPTY and not value):
+            continue
+        raise QueryError(f"{where}.{key}: this message field is not supported")
+    name = raw.get("name")
+    if name is not None and not isinstance(name, str):
+        raise QueryError(f"{where}.name: must be a string")
+    call_id = raw.get("tool_call_id")
+    if call_id is not None and not isinstance(call_id, str):
+        raise QueryError(f"{where}.tool_call_id: must be a string")
+    calls = raw.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise QueryError(f"{where}.tool_calls: must be a list")
+    return Message(
+        role=role,
+        content=_content(f"{where}.content", raw.get("content", "")),
+        name=name,
+        tool_calls=[_tool_call(f"{where}.tool_calls[{j}]", c) for j, c in enumerate(calls)],
+        tool_call_id=call_id,
+    )
 
 
-def router_meta(response: ChatResponse) -> dict[str, Any]:
-    """What the router did, as an extra ``x_router`` field (OpenAI clients ignore it)."""
-    meta = response.to_dict()
-    meta.pop("text")
-    return meta
+def _content(where: str, raw: Any) -> str | tuple[ContentPart, ...] | None:
+    if raw is None or isinstance(raw, str):
+        return raw
+    if not isinstance(raw, list):
+        raise QueryError(f"{where}: must be a string, a list of parts or null")
+    parts: list[ContentPart] = []
+    for j, part in enumerate(raw):
+        at = f"{where}[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            parts.append(TextPart(part["text"]))
+        elif kind == "image_url":
+            parts.append(_image(at, part.get("image_url")))
+        elif kind in ("text", None):
+            raise QueryError(f"{at}: a part needs 'type' and, for text, a string 'text'")
+        else:
+            raise QueryError(f"{at}.type: content part '{kind}' is not supported (text, image_url)")
+    return tuple(parts)
 
 
-def completion_body(
-    response: ChatResponse, *, completion_id: str | None = None, created: int | None = None
-) -> dict[str, Any]:
-    return {
-        "id": completion_id or new_completion_id(),
-        "object": "chat.completion",
-        "created": created if created is not None else int(time.time()),
-        "model": response.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": response.text},
-                "finish_reason": response.finish_reason,
-                "logprobs": None,
-            }
-        ],
-        "usage": _usage(response),
-        "x_router": router_meta(response),
-    }
-
-
-def _sse(payload: Any) -> str:
-    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
-
-
-async def sse_lines(
-    events: AsyncIterator[DispatchEvent],
-    *,
-    model: str,
-    include_usage: bool = False,
-    completion_id: str | None = None,
-    created: int | None = None,
-) -> AsyncIterator[str]:
-    """OpenAI ``chat.completion.chunk`` SSE lines for a dispatcher stream.
-
-    Nothing is yielded before the dispatcher's first event, so a ChainExhaustedError
-    surfaces from the first ``anext()`` and can still become a plain HTTP error.
-    ``model`` labels chunks until the final event names the model that answered.
-    """
-    base = {
-        "id": completion_id or new_completion_id(),
-        "object": "chat.completion.chunk",
-        "created": created if created is not None else int(time.time()),
-    }
-
-    def chunk(delta: dict[str, Any], finish: str | None, label: str) -> str:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return _sse({**base, "model": label, "choices": [choice]})
-
-    iterator = aiter(events)
+def _image(where: str, raw: Any) -> ImagePart:
+    if not isinstance(raw, dict) or not isinstance(raw.get("url"), str):
+        raise QueryError(f"{where}.image_url: needs a string 'url'")
+    detail = raw.get("detail")
+    if detail not in (None, "auto", "low", "high"):
+        raise QueryError(f"{where}.image_url.detail: must be auto, low or high")
     try:
-        event = await anext(iterator)  # may raise ChainExhaustedError: nothing sent yet
-        yield chunk({"role": "assistant", "content": ""}, None, model)
-        while True:
-            if isinstance(event, TextDelta):
-                yield chunk({"content": event.text}, None, model)
-            elif isinstance(event, StreamDone):
-                response = event.response
-                yield chunk({}, response.finish_reason, response.model)
-                if include_usage:
-                    usage = {
-                        **base,
-                        "model": response.model,
-                        "choices": [],
-                        "usage": _usage(response),
-                    }
-                    yield _sse({**usage, "x_router": router_meta(response)})
-                yield "data: [DONE]\n\n"
-                return
-            elif isinstance(event, StreamError):
-                yield _sse({"error": _error(event)})
-                return
-            following = await anext(iterator, None)
-            if following is None:  # no final event: tell the client rather than hang up
-                following = StreamError("stream ended unexpectedly", model, None, ())
-            event = following
-    finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        return ImagePart(raw["url"], detail)
+    except QueryError as exc:
+        raise QueryError(f"{where}.{exc}") from exc
 
 
-def _error(event: StreamError) -> dict[str, Any]:
-    return {
-        "message": event.message,
-        "type": "upstream_error",
-        "code": event.status if event.status is not None else 502,
-        "model": event.model,
-    }
+def _tool_call(where: str, raw: Any) -> ToolCall:
+    fn = raw.get("function") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or raw.get("type", "function") != "function":
+        raise QueryError(f"{where}: only function tool calls are supported")
+    if not isinstance(raw.get("id"), str) or not isinstance(fn, dict):
+        raise QueryError(f"{where}: needs a string 'id' and a 'function' object")
+    if not isinstance(fn.get("name"), str) or not isinstance(fn.get("arguments", ""), str):
+        raise QueryError(f"{where}.function: needs a string 'name' and string 'arguments'")
+    return ToolCall(raw["id"], fn["name"], fn.get("arguments", ""))
+
+
+# -- tools and output format ---------------------------------------------------------------
+
+
+def _tool(i: int, raw: dict[str, Any]) -> Tool:
+    where = f"tools[{i}]"
+    if raw.get("type") != "function":
+        raise QueryError(f"{where}.type: only 'function' tools are supported")
+    fn = raw.get("function")
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise QueryError(f"{where}.function: needs a string 'name'")
+    unknown = set(fn) - {"name", "description", "parameters", "strict"}
+    if unknown:
+        raise QueryError(f"{where}.function.{sorted(unknown)[0]}: unknown field")
+    params = fn.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise QueryError(f"{where}.function.parameters: must be a JSON Schema object")
+    return Tool(fn["name"], fn.get("description"), params, fn.get("strict"))
+
+
+def _tool_choice(raw: str | dict[str, Any] | None) -> ToolChoice | None:
+    if raw is None:
+        return None
+    if raw in ("auto", "none", "required"):
+        return ToolChoice(raw)  # type: ignore[arg-type]
+    fn = raw.get("function") if isinstance(raw, dict) else None
+    name = fn.get("name") if isinstance(fn, dict) else None
+    if isinstance(raw, dict) and raw.get("type") == "function" and isinstance(name, str):
+        return ToolChoice("function", name)
+    raise QueryError(
+        "tool_choice: must be 'auto', 'none', 'required' or "
+        '{"type": "function", "function": {"name": ...}}'
+    )
+
+
+def _response_format(raw: dict[str, Any] | None) -> ResponseFormat | None:
+    if raw is None:
+        return None
+    kind = raw.get("type")
+    if kind in ("text", "json_object"):
+        return ResponseFormat(kind)
+    if kind != "json_schema":
+        raise QueryError("response_format.type: must be text, json_object or json_schema")
+    spec = raw.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise QueryError("response_format.json_schema: needs a string 'name'")
+    schema = spec.get("schema", {"type": "object"})
+    if not isinstance(schema, dict):
+        raise QueryError("response_format.json_schema.schema: must be a JSON Schema object")
+    return ResponseFormat(
+        "json_schema", spec["name"], schema, spec.get("description"), spec.get("strict")
+    )
+
+
+__all__ = [
+    "ChatCompletionRequest",
+    "completion_body",
+    "new_completion_id",
+    "parse_request",
+    "router_meta",
+    "sse_lines",
+    "to_canonical",
+]

@@ -33,13 +33,15 @@ from intent_router.cache import (
     resolve_policy,
     skip_reason,
 )
+from intent_router.cache.keys import normalize_text
 from intent_router.errors import ConfigError, RouteFileError
-from intent_router.providers import ChatRequest, ChatResponse
+from intent_router.providers import ChatRequest, ChatResponse, Choice, Message
 from intent_router.routing.loader import RouteSet
 from intent_router.routing.matcher import Matcher
 
 CACHED_FIELDS = ("text", "finish_reason", "input_tokens", "output_tokens", "model",
                  "upstream_model", "provider")  # fmt: skip
+ANSWER_FIELDS = ("choices", "usage_details")  # stored too; absent in entries of older versions
 EARLY_ROUTE = "auto"
 
 
@@ -134,14 +136,15 @@ class RequestCache:
     ) -> CacheHit | None:
         if not directives.may_serve:
             return None
-        return await self.cache.lookup_exact(early, text)
+        return _servable(await self.cache.lookup_exact(early, text), text)
 
     async def lookup(
         self, ctx: CacheContext, text: str, vector: np.ndarray, *, relaxed: bool = False
     ) -> CacheHit | None:
         if not ctx.directives.may_serve:
             return None
-        return await self.cache.lookup(ctx.scope, text, vector, ctx.policy, relaxed=relaxed)
+        hit = await self.cache.lookup(ctx.scope, text, vector, ctx.policy, relaxed=relaxed)
+        return _servable(hit, text)
 
     async def stale(self, ctx: CacheContext, text: str, vector: np.ndarray) -> CacheHit | None:
         """Stale-if-error: the closest answer under the relaxed threshold, if the route opts in."""
@@ -169,9 +172,22 @@ class RequestCache:
         if reason is not None:
             return CacheInfo(hit=None, skipped=reason)
         payload: dict[str, Any] = {name: getattr(response, name) for name in CACHED_FIELDS}
-        payload.update(route=route, chain=chain)
+        payload["choices"] = [c.to_dict() for c in response.choices]
+        payload.update(route=route, chain=chain, usage_details=response.usage_details)
         stored = await self.cache.store(ctx.scope, text, vector, payload, ctx.policy)
         return CacheInfo(hit=None, stored=stored)
+
+
+def _servable(hit: CacheHit | None, text: str) -> CacheHit | None:
+    """Tool calls are served only for the same question, never for a similar one.
+
+    A tool call's arguments are taken from the question ("weather in Paris" calls
+    ``get_weather(city="Paris")``), so a semantic neighbour ("… in Lyon") must not get it.
+    """
+    if hit is None or normalize_text(hit.cached_query) == normalize_text(text):
+        return hit
+    calls = any(c.get("tool_calls") for c in hit.payload.get("choices") or ())
+    return None if calls else hit
 
 
 def response_from(
@@ -179,14 +195,34 @@ def response_from(
 ) -> tuple[ChatResponse, CacheInfo]:
     """The standardized response for a cache hit: no model called, nothing spent."""
     fields = {name: hit.payload[name] for name in CACHED_FIELDS}
+    choices = tuple(Choice.from_dict(c) for c in hit.payload.get("choices") or ())
     response = ChatResponse(
         **fields,
+        choices=choices,
+        usage_details=hit.payload.get("usage_details"),
         route=route,
         cost_usd=0.0,
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
         attempts=(),
     )
     return response, CacheInfo(hit=kind or hit.kind, similarity=hit.similarity, age_s=hit.age_s)
+
+
+def _turn(message: Message) -> dict[str, Any]:
+    """One message as the scope hashes it: role, text or parts, name, tool payloads."""
+    turn: dict[str, Any] = {"role": message.role}
+    if isinstance(message.content, str) or message.content is None:
+        turn["content"] = message.content
+    else:
+        turn["content"] = [dataclasses.asdict(p) | {"kind": type(p).__name__}
+                           for p in message.content]  # fmt: skip
+    if message.name is not None:
+        turn["name"] = message.name
+    if message.tool_calls:
+        turn["tool_calls"] = [dataclasses.asdict(c) for c in message.tool_calls]
+    if message.tool_call_id is not None:
+        turn["tool_call_id"] = message.tool_call_id
+    return turn
 
 
 def _scope(
@@ -197,16 +233,29 @@ def _scope(
     pinned: str | None,
     extra: dict[str, Any] | None,
 ) -> CacheScope:
-    """Everything that changes the answer, except the last user message."""
-    users = [i for i, m in enumerate(request.messages) if m.role == "user"]
-    last_user = users[-1] if users else -1
+    """Everything that changes the answer, except the text of the question asked.
+
+    Derived from the canonical request: every earlier or later turn whole (tool calls,
+    tool results, images), the asked message's images and name, and every parameter of
+    :meth:`ChatRequest.answer_fields` (tools, tool_choice, response_format, n, seed,
+    top_p, penalties, logit_bias, logprobs, ``extra`` …).
+    """
+    asked = request.asked_index()
     system = "\n".join(m.text() for m in request.messages if m.role == "system")
     history = [
-        {"role": m.role, "content": m.text()}
-        for i, m in enumerate(request.messages)
-        if m.role != "system" and i != last_user
+        _turn(m) for i, m in enumerate(request.messages) if m.role != "system" and i != asked
     ]
-    rest = dict(extra or {})
+    fields = request.answer_fields()
+    rest = {k: v for k, v in fields.items()
+            if k not in ("temperature", "max_tokens", "stop", "tools", "tool_choice",
+                         "response_format")}  # fmt: skip
+    if asked is not None:
+        asked_turn = _turn(request.messages[asked])
+        if asked_turn["content"] and not isinstance(asked_turn["content"], str):
+            rest["asked_parts"] = [p for p in asked_turn["content"] if p["kind"] != "TextPart"]
+        if "name" in asked_turn:
+            rest["asked_name"] = asked_turn["name"]
+    rest.update(extra or {})
     return CacheScope.of(
         route=route,
         chain=chain,
@@ -216,8 +265,8 @@ def _scope(
         max_tokens=request.max_tokens,
         stop=list(request.stop),
         history=history,
-        tools=rest.pop("tools", None),
-        tool_choice=rest.pop("tool_choice", None),
-        response_format=rest.pop("response_format", None),
+        tools=fields.get("tools"),
+        tool_choice=fields.get("tool_choice"),
+        response_format=fields.get("response_format"),
         extra=rest or None,
     )

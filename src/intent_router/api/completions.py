@@ -22,10 +22,6 @@ router = APIRouter()
 
 CacheControl = Annotated[str | None, Header(alias="cache-control")]
 
-# OpenAI request fields that change the answer but that the canonical request does not carry.
-_SCOPE_FIELDS = ("tools", "tool_choice", "response_format", "top_p", "seed", "n",
-                 "presence_penalty", "frequency_penalty", "logit_bias")  # fmt: skip
-
 
 def router_headers(plan: Plan, response: ChatResponse | None, cache: CacheInfo) -> dict[str, str]:
     headers = {"x-intent-router-route": plan.route or "none"}
@@ -65,22 +61,19 @@ async def chat_completions(
 
     Fields this schema does not list are accepted and passed on.
     """
-    payload = body.model_dump(exclude_none=True)
     request = openai_compat.to_canonical(body)
     model = body.model or AUTO
     directives = parse_cache_control(cache_control)
-    scope = {k: payload[k] for k in _SCOPE_FIELDS if payload.get(k) is not None}
     if not body.stream:
         answer = await gateway.complete(
-            request, model=model, endpoint="chat.completions", directives=directives,
-            extra_scope=scope,
-        )  # fmt: skip
+            request, model=model, endpoint="chat.completions", directives=directives
+        )
         return JSONResponse(
             {**openai_compat.completion_body(answer.response), "x_cache": answer.cache.to_dict()},
             headers=router_headers(answer.plan, answer.response, answer.cache),
         )
     stream = await gateway.stream(
-        request, model=model, endpoint="chat.completions", directives=directives, extra_scope=scope
+        request, model=model, endpoint="chat.completions", directives=directives
     )
     lines = openai_compat.sse_lines(
         stream.events, model=stream.model, include_usage=body.include_usage

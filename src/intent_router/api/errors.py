@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,7 +107,7 @@ def describe(exc: IntentRouterError) -> ApiError:
         return ApiError(400, str(exc), param=exc.param, code=exc.code,
                         extra={"attempts": _attempts(exc.attempts)})  # fmt: skip
     if isinstance(exc, QueryError):
-        return ApiError(400, str(exc), param=exc.param, code=exc.code)
+        return ApiError(400, str(exc), param=exc.param or _leading_path(str(exc)), code=exc.code)
     if isinstance(exc, NotConfiguredError):
         return ApiError(404, str(exc), code="not_found")
     if isinstance(exc, ChainExhaustedError):
@@ -172,6 +173,15 @@ def field_path(loc: Sequence[Any], body: Any, last_missing: str = "") -> str | N
                 continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or None
+
+
+_PATH_PREFIX = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*): ")
+
+
+def _leading_path(message: str) -> str | None:
+    """The field path a request error's message starts with (``messages[2].role: …``)."""
+    match = _PATH_PREFIX.match(message)
+    return match.group(1) if match else None
 
 
 def _reason(error: Mapping[str, Any]) -> str:

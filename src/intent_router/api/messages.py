@@ -53,18 +53,16 @@ async def messages(
     """Anthropic Messages; ``model: "auto"`` routes, a configured model name pins it."""
     request = anthropic_compat.to_canonical(body)
     directives = parse_cache_control(cache_control)
-    scope = request.answer_fields()
     if not body.stream:
         answer = await gateway.complete(
-            request, model=body.model, endpoint="messages", directives=directives,
-            extra_scope=scope,
-        )  # fmt: skip
+            request, model=body.model, endpoint="messages", directives=directives
+        )
         return JSONResponse(
             {**anthropic_compat.message_body(answer.response), "x_cache": answer.cache.to_dict()},
             headers=router_headers(answer.plan, answer.response, answer.cache),
         )
     stream = await gateway.stream(
-        request, model=body.model, endpoint="messages", directives=directives, extra_scope=scope
+        request, model=body.model, endpoint="messages", directives=directives
     )
     lines = anthropic_compat.sse_events(
         stream.events, model=stream.model, input_tokens=request.estimated_input_tokens()

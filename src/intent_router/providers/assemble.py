@@ -72,6 +72,10 @@ class Assembler:
     def has_calls(self, choice: int = 0) -> bool:
         return bool(self._choice(choice).calls)
 
+    def call_count(self, choice: int = 0) -> int:
+        """How many tool calls the choice has opened so far (the next call's index)."""
+        return len(self._choice(choice).calls)
+
     def end(
         self,
         *,

@@ -99,8 +99,15 @@ class ChatRequest(_JSON):
         object.__setattr__(self, "tools", tuple(self.tools))
         if not self.messages:
             raise QueryError("a chat request needs at least one message")
+        called: set[str] = set()
         for i, m in enumerate(self.messages):
             m.validate(f"messages[{i}]")
+            called.update(c.id for c in m.tool_calls)
+            if m.role == "tool" and m.tool_call_id not in called:
+                raise QueryError(
+                    f"messages[{i}].tool_call_id: '{m.tool_call_id}' answers no earlier "
+                    "assistant tool call"
+                )
         if self.max_tokens is not None and self.max_tokens < 1:
             raise QueryError(f"{self.max_tokens_field} must be at least 1")
         if self.n is not None and self.n < 1:
@@ -115,6 +122,15 @@ class ChatRequest(_JSON):
         images at a flat price (their base64 does not count), tool schemas by length."""
         tools = sum(len(t.name) + len(json.dumps(t.schema())) for t in self.tools) // 4
         return sum(m.estimated_tokens() for m in self.messages) + tools
+
+    def asked_index(self) -> int | None:
+        """The question: the last user message with text (what routing and the exact
+        cache key read); None when no user message has text."""
+        for i in range(len(self.messages) - 1, -1, -1):
+            message = self.messages[i]
+            if message.role == "user" and message.text().strip():
+                return i
+        return None
 
     def answer_fields(self) -> dict[str, Any]:
         """Every parameter that may change the answer, other than the messages.

@@ -47,7 +47,7 @@ class ImagePart:
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://", "data:")):
-            raise QueryError("image_url.url must be an http(s) URL or a data: URL")
+            raise QueryError("image_url.url: must be an http(s) URL or a data: URL")
         if self.url.startswith("data:"):
             self.inline()  # validates
 

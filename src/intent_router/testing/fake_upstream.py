@@ -14,7 +14,9 @@
 Routes (base URLs: :attr:`openai_base`, :attr:`anthropic_base`, :attr:`gemini_base`):
 ``POST /v1/chat/completions`` (OpenAI), ``POST /v1/messages`` (Anthropic),
 ``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent`` (Gemini).
-The answer is ``[{model id}] {last user text}``, so tests can see which model answered.
+The answer is ``[{model id}] {last user text}``, so tests can see which model answered;
+offered tools are called, tool results and images are acknowledged (see
+:mod:`.fake_answer`). Every request body is recorded: :meth:`FakeUpstream.bodies`.
 
 A fault applies to one call: first the scripted queue of that model, then its ``always``
 fault, then chaos, else a normal answer.
@@ -241,6 +243,10 @@ class FakeUpstream:
                 for (m, p), n in self._state.counts.items()
                 if (model is None or m == model) and (path is None or p == path)
             )
+
+    def bodies(self, model: str | None = None) -> list[Any]:
+        """The JSON bodies received (for one upstream model id), oldest first."""
+        return [r.body for r in self.requests(model)]
 
     def requests(self, model: str | None = None) -> list[Recorded]:
         with self._lock:
