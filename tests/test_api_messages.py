@@ -90,8 +90,9 @@ def fresh(fake: FakeUpstream) -> None:
 
 
 @pytest.fixture
-def sdk(server: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server, api_key="unused", max_retries=0)
+def sdk(server: str) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=server, api_key="unused", max_retries=0) as client:
+        yield client
 
 
 def user(text: str) -> dict[str, Any]:
@@ -165,6 +166,74 @@ def test_stream_event_order_and_headers(server: str) -> None:
     assert kinds[:3] == ["message_start", "ping", "content_block_start"]
     assert set(kinds[3:-3]) == {"content_block_delta"}
     assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+
+
+# -- tools and images, through each provider ---------------------------------------------
+
+PINNED = [
+    ("fast-small", "small-up"),  # OpenAI wire format
+    ("strong-coder", "claude-up"),  # Anthropic
+    ("strong-reasoner", "gemini-up"),  # Gemini
+]
+
+
+@pytest.mark.parametrize(("model", "upstream"), PINNED)
+def test_a_tool_loop_passes_through_each_provider(
+    sdk: anthropic.Anthropic, model: str, upstream: str
+) -> None:
+    question = user("what is the weather in Oslo?")
+    first = sdk.messages.create(
+        model=model, max_tokens=100, tools=[WEATHER], messages=[question]  # type: ignore[list-item]
+    )
+    assert first.stop_reason == "tool_use" and first.model == model
+    (call,) = first.content
+    assert call.type == "tool_use" and call.name == "get_weather"
+    assert call.input == {"query": "what is the weather in Oslo?"}
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": "sunny, 21 C"}
+    second = sdk.messages.create(
+        model=model,
+        max_tokens=100,
+        tools=[WEATHER],  # type: ignore[list-item]
+        messages=[
+            question,
+            {"role": "assistant", "content": [b.model_dump() for b in first.content]},  # type: ignore[misc]
+            {"role": "user", "content": [result]},
+        ],
+    )
+    assert second.stop_reason == "end_turn"
+    assert second.content[0].text == f"[{upstream}] tool said: sunny, 21 C"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("model", "upstream"), PINNED)
+def test_streamed_tool_use_is_reassembled_by_the_sdk(
+    sdk: anthropic.Anthropic, model: str, upstream: str
+) -> None:
+    with sdk.messages.stream(
+        model=model,
+        max_tokens=100,
+        tools=[WEATHER],  # type: ignore[list-item]
+        messages=[user("weather in Rome, please")],
+        tool_choice={"type": "tool", "name": "get_weather"},
+    ) as stream:
+        assert "".join(stream.text_stream) == ""
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use" and final.model == model
+    (call,) = final.content
+    assert call.type == "tool_use" and call.id
+    assert call.input == {"query": "weather in Rome, please"}
+
+
+@pytest.mark.parametrize(("model", "upstream"), PINNED)
+def test_images_reach_each_provider(sdk: anthropic.Anthropic, model: str, upstream: str) -> None:
+    content = [
+        {"type": "text", "text": "what is in these pictures?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.test/cat.png"}},
+    ]
+    message = sdk.messages.create(
+        model=model, max_tokens=100, messages=[{"role": "user", "content": content}]  # type: ignore[typeddict-item]
+    )
+    assert message.content[0].text == f"[{upstream}] what is in these pictures? [2 images]"  # type: ignore[union-attr]
 
 
 # -- errors -------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from intent_router.providers.anthropic import STOP_REASONS
 from intent_router.providers.base import (
@@ -54,6 +54,7 @@ from intent_router.providers.base import (
 from intent_router.providers.tools import ToolMode
 from intent_router.wire_schema import HAS_USER_TEXT
 
+_EMPTY: tuple[Any, ...] = (None, "", [], {})
 BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 _TOOL_MODES: dict[str, ToolMode] = {"auto": "auto", "any": "required", "none": "none"}
 # finish_reason (OpenAI vocabulary) → Anthropic stop_reason
@@ -61,8 +62,18 @@ _STOP_REASONS = {v: k for k, v in reversed(STOP_REASONS.items())} | {"other": "e
 
 
 class _Block(BaseModel):
+    """A content block. Unknown keys are refused unless empty: clients echo answer blocks
+    back as their SDK parsed them (``"caller": null``, ``"toolset_name": null`` …)."""
+
     model_config = ConfigDict(extra="forbid")
     cache_control: dict[str, Any] | None = Field(default=None, description="accepted, unused")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty_unknown(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {k: v for k, v in data.items() if k in cls.model_fields or v not in _EMPTY}
 
 
 class TextBlock(_Block):
