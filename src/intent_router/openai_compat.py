@@ -41,7 +41,15 @@ from intent_router.providers.base import (
     ToolCall,
     ToolChoice,
 )
-from intent_router.wire_schema import HAS_USER_TEXT
+from intent_router.wire_schema import (
+    HAS_USER_TEXT,
+    OPENAI_MESSAGE,
+    OPENAI_RESPONSE_FORMAT,
+    OPENAI_STOP,
+    OPENAI_TOOL,
+    OPENAI_TOOL_CHOICE,
+    TOP_LOGPROBS_NEEDS_LOGPROBS,
+)
 
 # Fields of an assistant message the SDK echoes back; accepted only when empty.
 _ECHOED_EMPTY = ("refusal", "annotations", "audio", "function_call")
@@ -56,9 +64,11 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """The Chat Completions body: documented fields typed, others in ``model_extra``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=TOP_LOGPROBS_NEEDS_LOGPROBS)
     model: str | None = None
-    messages: list[dict[str, Any]] = Field(min_length=1, json_schema_extra=HAS_USER_TEXT)
+    messages: list[dict[str, Any]] = Field(
+        min_length=1, json_schema_extra={**HAS_USER_TEXT, "items": OPENAI_MESSAGE}
+    )
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -70,13 +80,19 @@ class ChatCompletionRequest(BaseModel):
     logit_bias: dict[str, float] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    stop: str | list[str] | None = None
+    stop: str | list[str] | None = Field(default=None, json_schema_extra=OPENAI_STOP)
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, json_schema_extra={"items": OPENAI_TOOL}
+    )
+    tool_choice: str | dict[str, Any] | None = Field(
+        default=None, json_schema_extra=OPENAI_TOOL_CHOICE
+    )
     parallel_tool_calls: bool | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = Field(
+        default=None, json_schema_extra=OPENAI_RESPONSE_FORMAT
+    )
     user: str | None = None
     metadata: dict[str, str] | None = None
     reasoning_effort: str | None = None

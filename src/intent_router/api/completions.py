@@ -16,6 +16,7 @@ from intent_router.errors import UnknownModelError
 from intent_router.gateway import AUTO, Plan
 from intent_router.providers import ChatResponse
 from intent_router.request_cache import CacheInfo
+from intent_router.wire_schema import CROSS_FIELD_RULES
 
 router = APIRouter()
 
@@ -51,7 +52,12 @@ async def complete(
     }
 
 
-@router.post("/v1/chat/completions", response_model=None, responses=COMPLETION_ERRORS)
+@router.post(
+    "/v1/chat/completions",
+    response_model=None,
+    responses=COMPLETION_ERRORS,
+    description=CROSS_FIELD_RULES,
+)
 async def chat_completions(
     gateway: Gateway,
     body: openai_compat.ChatCompletionRequest,

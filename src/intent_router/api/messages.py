@@ -20,6 +20,7 @@ from intent_router.api.deps import Gateway
 from intent_router.cache import parse_cache_control
 from intent_router.errors import UnknownModelError
 from intent_router.gateway import AUTO
+from intent_router.wire_schema import CROSS_FIELD_RULES
 
 router = APIRouter()
 
@@ -46,11 +47,19 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": AnthropicError, "description": why[s]} for s in statuses}
 
 
-@router.post("/v1/messages", response_model=None, responses=_errors(400, 404, 502, 503))
+@router.post(
+    "/v1/messages",
+    response_model=None,
+    responses=_errors(400, 404, 502, 503),
+    description=CROSS_FIELD_RULES,
+)
 async def messages(
     gateway: Gateway, body: MessagesRequest, cache_control: CacheControl = None
 ) -> JSONResponse | StreamingResponse:
-    """Anthropic Messages; ``model: "auto"`` routes, a configured model name pins it."""
+    """Anthropic Messages; ``model: "auto"`` routes, a configured model name pins it.
+
+    Fields this schema does not list are accepted and passed on.
+    """
     request = anthropic_compat.to_canonical(body)
     directives = parse_cache_control(cache_control)
     if not body.stream:
@@ -74,7 +83,9 @@ async def messages(
     )
 
 
-@router.post("/v1/messages/count_tokens", responses=_errors(400, 404))
+@router.post(
+    "/v1/messages/count_tokens", responses=_errors(400, 404), description=CROSS_FIELD_RULES
+)
 async def count_tokens(gateway: Gateway, body: CountTokensRequest) -> dict[str, int]:
     """An ESTIMATE of the prompt's tokens (4 characters a token, images at a flat price),
     the same the router uses to skip models whose context window is too small."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from intent_router.providers import ChatRequest, Message
-from intent_router.wire_schema import HAS_USER_TEXT, NON_BLANK
+from intent_router.wire_schema import HAS_USER_TEXT, NON_BLANK, not_null
 
 
 class ErrorDetail(BaseModel):
@@ -97,13 +98,15 @@ class ChatMessage(BaseModel):
     content: str
 
 
+def _one_input_schema(schema: JsonDict) -> None:
+    not_null("query", "messages")(schema)
+    schema["oneOf"] = [{"required": ["query"]}, {"required": ["messages"]}]
+
+
 class CompleteRequest(BaseModel):
     """``{"query": "..."}`` or ``{"messages": [...]}``, plus generation parameters."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"oneOf": [{"required": ["query"]}, {"required": ["messages"]}]},
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_input_schema)
 
     query: str | None = Field(default=None, json_schema_extra=NON_BLANK)
     messages: list[ChatMessage] | None = Field(
