@@ -135,7 +135,10 @@ def test_system_and_multi_turn_reach_an_openai_upstream(
     sent = fake.requests("small-up")[-1].body
     assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
     assert sent["stop"] == ["END"] and sent["temperature"] == 0.3
-    assert sent["max_tokens"] == 50
+    assert sent["max_tokens"] == 50 and sent["user"] == "u-42"
+    assert sent["messages"][0]["content"] == [
+        {"type": "text", "text": "be brief"}, {"type": "text", "text": "be kind"},
+    ]  # fmt: skip
 
 
 def test_x_api_key_and_authorization_are_both_accepted(server: str) -> None:
