@@ -167,7 +167,8 @@ class RequestCache:
             defaults=self.cache.defaults,
             directives=ctx.directives,
             temperature=ctx.temperature,
-            finish_reason=response.finish_reason,
+            finish_reason=_finish(response),
+            choices=len(response.choices),
         )
         if reason is not None:
             return CacheInfo(hit=None, skipped=reason)
@@ -176,6 +177,14 @@ class RequestCache:
         payload.update(route=route, chain=chain, usage_details=response.usage_details)
         stored = await self.cache.store(ctx.scope, text, vector, payload, ctx.policy)
         return CacheInfo(hit=None, stored=stored)
+
+
+def _finish(response: ChatResponse) -> str:
+    """The finish reason the store rules judge: a tool call is a complete answer (it is
+    served only for the very same question, see :func:`_servable`)."""
+    reasons = [c.finish_reason for c in response.choices]
+    cut = [r for r in reasons if r not in ("stop", "tool_calls")]
+    return cut[0] if cut else "stop"
 
 
 def _servable(hit: CacheHit | None, text: str) -> CacheHit | None:
