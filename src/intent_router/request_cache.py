@@ -107,10 +107,8 @@ class RequestCache:
         blob = json.dumps(config, sort_keys=True, default=str).encode()
         self.routing_fingerprint = hashlib.sha256(blob).hexdigest()[:16]
 
-    def early_scope(
-        self, request: ChatRequest, pinned: str | None, extra: dict[str, Any] | None
-    ) -> CacheScope:
-        extra = {**(extra or {}), "routing": self.routing_fingerprint}
+    def early_scope(self, request: ChatRequest, pinned: str | None) -> CacheScope:
+        extra = {"routing": self.routing_fingerprint}
         return _scope(request, route=EARLY_ROUTE, chain=[], pinned=pinned, extra=extra)
 
     def context(
@@ -121,11 +119,10 @@ class RequestCache:
         chain: list[str],
         pinned: str | None,
         directives: Directives,
-        extra: dict[str, Any] | None,
         early: CacheScope,
     ) -> CacheContext:
         name = route or "none"
-        scope = _scope(request, route=name, chain=chain, pinned=pinned, extra=extra)
+        scope = _scope(request, route=name, chain=chain, pinned=pinned, extra=None)
         policy = self.policies.get(name, self.policies["none"])
         return CacheContext(
             dataclasses.replace(scope, exact=early.digest), policy, directives, request.temperature
