@@ -140,7 +140,7 @@ def test_anthropic_refuses_json_output_together_with_tools() -> None:
     request = ChatRequest(
         [Message("user", "x")], tools=[Tool("f")], response_format=ResponseFormat("json_object")
     )
-    with pytest.raises(UnsupportedFieldError, match="'response_format'.*'our-model'") as caught:
+    with pytest.raises(UnsupportedFieldError, match=r"'response_format'.*'our-model'") as caught:
         adapter("anthropic", lambda r: httpx.Response(500)).payload(
             endpoint(), request, stream=False
         )
