@@ -205,3 +205,23 @@ async def test_sse_lines_open_each_choice_once_with_its_role() -> None:
     assert roles == [(1, {"role": "assistant", "content": ""}),
                      (0, {"role": "assistant", "content": None})]  # fmt: skip
     assert json.dumps(out)  # all JSON
+
+
+async def test_a_streamed_openai_refusal_stays_a_refusal() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = sse_body(
+            {"model": "m", "choices": [{"index": 0, "delta": {"refusal": "I can't "}}]},
+            {"model": "m", "choices": [{"index": 0, "delta": {"refusal": "help."},
+                                        "finish_reason": "stop"}]},
+            "[DONE]",
+        )  # fmt: skip
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    events = await collect(adapter("openai", handler).stream(endpoint(), ASK))
+    end = events[-1]
+    assert (end.choices[0].text, end.choices[0].refusal) == ("", "I can't help.")
+    done = response(text="", choices=end.choices)
+    lines = [line async for line in sse_lines(replay(done), model="auto")]
+    deltas = [c["choices"][0]["delta"] for c in decode(lines)[:-1]]
+    assert {"refusal": "I can't help."} in deltas
+    assert completion_body(done)["choices"][0]["message"]["refusal"] == "I can't help."
