@@ -370,12 +370,48 @@ def test_unknown_fields_are_refused_by_translating_adapters(
     sdk: openai.OpenAI, fake: FakeUpstream
 ) -> None:
     for model in ("strong-coder", "strong-reasoner"):
-        with pytest.raises(openai.APIStatusError, match=f"field 'top_k'.*'{model}'"):
+        with pytest.raises(openai.APIStatusError, match=f"field 'min_p'.*'{model}'"):
             sdk.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": "hi"}],
-                extra_body={"top_k": 5},
+                extra_body={"min_p": 0.1},
             )  # fmt: skip
     assert fake.calls() == 0
+
+
+def test_top_k_is_translated_where_the_provider_has_it(
+    sdk: openai.OpenAI, fake: FakeUpstream
+) -> None:
+    for model in ALL:
+        sdk.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], extra_body={"top_k": 5}
+        )
+    assert fake.bodies("claude-up")[0]["top_k"] == 5
+    assert fake.bodies("gemini-up")[0]["generationConfig"]["topK"] == 5
+    assert fake.bodies("gpt-up")[0]["top_k"] == 5
+
+
+def test_a_refused_field_in_a_stream_is_refused_before_any_byte(
+    sdk: openai.OpenAI, fake: FakeUpstream
+) -> None:
+    with pytest.raises(openai.APIStatusError, match=r"field 'logprobs'.*'strong-coder'"):
+        sdk.chat.completions.create(
+            model="strong-coder", messages=[{"role": "user", "content": "hi"}],
+            logprobs=True, stream=True,
+        )  # fmt: skip
+    assert fake.calls() == 0
+
+
+@pytest.mark.parametrize("model", ["cheap-general", "strong-reasoner"])
+def test_streamed_logprobs_reach_the_sdk_accumulator(sdk: openai.OpenAI, model: str) -> None:
+    with sdk.chat.completions.stream(
+        model=model, messages=[{"role": "user", "content": "say hi twice"}], logprobs=True,
+        top_logprobs=1,
+    ) as stream:  # fmt: skip
+        final = stream.get_final_completion()
+    logprobs = final.choices[0].logprobs
+    assert logprobs is not None and logprobs.content is not None
+    tokens = "".join(t.token for t in logprobs.content)
+    assert tokens == final.choices[0].message.content
 
 
 @pytest.mark.parametrize("stream", [False, True])

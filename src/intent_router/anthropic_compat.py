@@ -17,6 +17,8 @@ Translation (the rest is one-to-one):
 * ``tool_result`` blocks → ``tool`` messages, before the rest of the user turn;
   ``is_error: true`` prefixes the result text with ``Error:``;
 * images (``base64`` or ``url`` sources) → image parts (data URLs for base64);
+* answers: text (or an OpenAI refusal message, with ``stop_reason: refusal``) and tool
+  calls → ``text`` and ``tool_use`` blocks;
 * ``tools[].input_schema`` → function parameters; ``tool_choice`` ``auto`` / ``any`` /
   ``tool`` / ``none`` → ``auto`` / ``required`` / the named function / ``none``, and
   ``disable_parallel_tool_use`` → ``parallel_tool_calls: false``;
@@ -295,8 +297,9 @@ def message_body(response: ChatResponse, *, message_id: str | None = None) -> di
     """The first choice as an Anthropic ``message`` (Anthropic has no ``n``)."""
     choice = response.choices[0]
     content: list[dict[str, Any]] = []
-    if choice.text:
-        content.append({"type": "text", "text": choice.text})
+    text = choice.text or choice.refusal  # Anthropic has no separate refusal message
+    if text:
+        content.append({"type": "text", "text": text})
     for call in choice.tool_calls:
         content.append({"type": "tool_use", "id": call.id, "name": call.name,
                         "input": _input(call)})  # fmt: skip

@@ -162,13 +162,12 @@ class Gateway:
         request: ChatRequest,
         model: str | None,
         directives: Directives,
-        extra_scope: dict[str, Any] | None,
         started: float,
     ) -> tuple[CacheScope | None, Answer | None]:
         """An exact repeat, answered before routing; also the early scope for later steps."""
         if self.cache is None:
             return None, None
-        early = self.cache.early_scope(request, early_pinned(model), extra_scope)
+        early = self.cache.early_scope(request, early_pinned(model))
         text = routing_text(request)
         hit = await self.cache.lookup_exact(early, text, directives)
         if hit is None:
@@ -188,14 +187,13 @@ class Gateway:
         plan: Plan,
         request: ChatRequest,
         directives: Directives,
-        extra_scope: dict[str, Any] | None,
         early: CacheScope | None,
     ) -> CacheContext | None:
         if self.cache is None or early is None:
             return None
         return self.cache.context(
             request, route=plan.route, chain=plan.chain, pinned=plan.pinned,
-            directives=directives, extra=extra_scope, early=early,
+            directives=directives, early=early,
         )  # fmt: skip
 
     async def _lookup(self, ctx: CacheContext | None, plan: Plan) -> CacheHit | None:
@@ -222,17 +220,16 @@ class Gateway:
         request: ChatRequest,
         model: str | None,
         directives: Directives,
-        extra_scope: dict[str, Any] | None,
         started: float,
         endpoint: str,
     ) -> tuple[Plan, CacheContext | None, Answer | None]:
         """Everything before dispatch: exact hit, routing, semantic hit (logged when served)."""
-        early, answer = await self._early_hit(request, model, directives, extra_scope, started)
+        early, answer = await self._early_hit(request, model, directives, started)
         if answer is not None:
             self._log(endpoint, answer.plan, answer.response, started, cache=answer.cache)
             return answer.plan, None, answer
         plan = await self.plan(request, model)
-        ctx = self._context(plan, request, directives, extra_scope, early)
+        ctx = self._context(plan, request, directives, early)
         hit = await self._lookup(ctx, plan)
         if hit is None:
             return plan, ctx, None
@@ -269,12 +266,9 @@ class Gateway:
         model: str | None = None,
         endpoint: str = "complete",
         directives: Directives = NO_DIRECTIVES,
-        extra_scope: dict[str, Any] | None = None,
     ) -> Answer:
         started = time.perf_counter()
-        plan, ctx, answer = await self._prepare(
-            request, model, directives, extra_scope, started, endpoint
-        )
+        plan, ctx, answer = await self._prepare(request, model, directives, started, endpoint)
         if answer is not None:
             return answer
         try:
@@ -295,7 +289,6 @@ class Gateway:
         model: str | None = None,
         endpoint: str = "stream",
         directives: Directives = NO_DIRECTIVES,
-        extra_scope: dict[str, Any] | None = None,
     ) -> OpenStream:
         """Plan, then open the stream; ChainExhaustedError surfaces before anything is sent.
 
@@ -303,9 +296,7 @@ class Gateway:
         fails or is cut short is not. The answering model is known when this returns.
         """
         started = time.perf_counter()
-        plan, ctx, answer = await self._prepare(
-            request, model, directives, extra_scope, started, endpoint
-        )
+        plan, ctx, answer = await self._prepare(request, model, directives, started, endpoint)
         if answer is not None:
             return OpenStream(answer.plan, answer.cache, answer.response.model,
                               replay(answer.response))  # fmt: skip

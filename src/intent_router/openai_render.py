@@ -145,7 +145,8 @@ async def sse_lines(
                 for line in opening(event.choice, ""):
                     yield line
                 logprobs = {"content": list(event.logprobs)} if event.logprobs else None
-                yield chunk(event.choice, {"content": event.text}, logprobs=logprobs)
+                key = "refusal" if event.refusal else "content"
+                yield chunk(event.choice, {key: event.text}, logprobs=logprobs)
             elif isinstance(event, ToolCallDelta):
                 for line in opening(event.choice, None):
                     yield line

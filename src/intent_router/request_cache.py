@@ -107,10 +107,8 @@ class RequestCache:
         blob = json.dumps(config, sort_keys=True, default=str).encode()
         self.routing_fingerprint = hashlib.sha256(blob).hexdigest()[:16]
 
-    def early_scope(
-        self, request: ChatRequest, pinned: str | None, extra: dict[str, Any] | None
-    ) -> CacheScope:
-        extra = {**(extra or {}), "routing": self.routing_fingerprint}
+    def early_scope(self, request: ChatRequest, pinned: str | None) -> CacheScope:
+        extra = {"routing": self.routing_fingerprint}
         return _scope(request, route=EARLY_ROUTE, chain=[], pinned=pinned, extra=extra)
 
     def context(
@@ -121,11 +119,10 @@ class RequestCache:
         chain: list[str],
         pinned: str | None,
         directives: Directives,
-        extra: dict[str, Any] | None,
         early: CacheScope,
     ) -> CacheContext:
         name = route or "none"
-        scope = _scope(request, route=name, chain=chain, pinned=pinned, extra=extra)
+        scope = _scope(request, route=name, chain=chain, pinned=pinned, extra=None)
         policy = self.policies.get(name, self.policies["none"])
         return CacheContext(
             dataclasses.replace(scope, exact=early.digest), policy, directives, request.temperature
@@ -167,7 +164,8 @@ class RequestCache:
             defaults=self.cache.defaults,
             directives=ctx.directives,
             temperature=ctx.temperature,
-            finish_reason=response.finish_reason,
+            finish_reason=_finish(response),
+            choices=len(response.choices),
         )
         if reason is not None:
             return CacheInfo(hit=None, skipped=reason)
@@ -176,6 +174,14 @@ class RequestCache:
         payload.update(route=route, chain=chain, usage_details=response.usage_details)
         stored = await self.cache.store(ctx.scope, text, vector, payload, ctx.policy)
         return CacheInfo(hit=None, stored=stored)
+
+
+def _finish(response: ChatResponse) -> str:
+    """The finish reason the store rules judge: a tool call is a complete answer (it is
+    served only for the very same question, see :func:`_servable`)."""
+    reasons = [c.finish_reason for c in response.choices]
+    cut = [r for r in reasons if r not in ("stop", "tool_calls")]
+    return cut[0] if cut else "stop"
 
 
 def _servable(hit: CacheHit | None, text: str) -> CacheHit | None:

@@ -12,8 +12,8 @@
 * ``response_format`` json_object/json_schema → a forced tool named :data:`JSON_TOOL`
   (or the schema's name) whose ``input_schema`` is the schema; its input comes back as the
   answer text (see ``anthropic.py``). Not combinable with ``tools``: refused;
-* ``stop`` → ``stop_sequences``; ``top_p`` as is; ``temperature`` clamped to Anthropic's
-  0..1 (OpenAI's range is 0..2); ``user`` →
+* ``stop`` → ``stop_sequences``; ``top_p`` and ``top_k`` (an extra field) as is;
+  ``temperature`` clamped to Anthropic's 0..1 (OpenAI's range is 0..2); ``user`` →
   ``metadata.user_id``; ``max_tokens`` defaults to :data:`DEFAULT_MAX_TOKENS`.
 
 Ignored, documented in the README: ``seed`` (no Anthropic equivalent, best-effort anyway),
@@ -136,7 +136,7 @@ def _tools(endpoint: Endpoint, request: ChatRequest) -> dict[str, Any]:
 
 
 def anthropic_body(endpoint: Endpoint, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-    refuse(endpoint, request, REFUSED)
+    refuse(endpoint, request, REFUSED, frozenset({"top_k"}))
     body: dict[str, Any] = {
         "model": endpoint.model,
         "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
@@ -149,6 +149,8 @@ def anthropic_body(endpoint: Endpoint, request: ChatRequest, *, stream: bool) ->
         body["temperature"] = min(request.temperature, 1.0)  # Anthropic's range is 0..1
     if request.top_p is not None:
         body["top_p"] = request.top_p
+    if "top_k" in request.extra:
+        body["top_k"] = request.extra["top_k"]
     if request.stop:
         body["stop_sequences"] = list(request.stop)
     if request.user is not None:

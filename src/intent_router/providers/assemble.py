@@ -36,6 +36,7 @@ class _Call:
 @dataclass
 class _Choice:
     text: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
     calls: dict[int, _Call] = field(default_factory=dict)
     logprobs: list[Mapping[str, Any]] = field(default_factory=list)
     finish_reason: str | None = None
@@ -54,7 +55,7 @@ class Assembler:
         """Record a delta and hand it back (``yield asm.add(delta)``)."""
         choice = self._choice(delta.choice)
         if isinstance(delta, TextDelta):
-            choice.text.append(delta.text)
+            (choice.refusal if delta.refusal else choice.text).append(delta.text)
             choice.logprobs.extend(delta.logprobs)
         else:
             call = choice.calls.setdefault(delta.index, _Call())
@@ -96,6 +97,7 @@ class Assembler:
                 ),
                 finish_reason=c.finish_reason or default_finish,
                 logprobs={"content": list(c.logprobs)} if c.logprobs else None,
+                refusal="".join(c.refusal) if c.refusal else None,
             )
             for index, c in sorted(self._choices.items())
         )
@@ -111,6 +113,8 @@ async def replay(response: ChatResponse, chunk_chars: int = 64) -> AsyncIterator
             if start == 0 and choice.logprobs:
                 piece = TextDelta(piece.text, choice.index, tuple(choice.logprobs["content"]))
             yield piece
+        if choice.refusal:
+            yield TextDelta(choice.refusal, choice.index, refusal=True)
         for i, call in enumerate(choice.tool_calls):
             yield ToolCallDelta(i, call.id, call.name, call.arguments, choice.index)
     yield StreamDone(response)

@@ -239,11 +239,15 @@ class StreamEnd(Completion):
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """A piece of answer text, streamed; ``logprobs`` are its tokens' entries (OpenAI shape)."""
+    """A piece of answer text, streamed; ``logprobs`` are its tokens' entries (OpenAI shape).
+
+    ``refusal`` marks a piece of OpenAI's refusal message rather than of the content.
+    """
 
     text: str
     choice: int = 0
     logprobs: tuple[Mapping[str, Any], ...] = ()
+    refusal: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,10 @@
   function → ANY with ``allowedFunctionNames``);
 * ``response_format`` → ``responseMimeType: application/json`` (+ ``responseJsonSchema``);
 * ``generationConfig``: ``max_tokens``→``maxOutputTokens``, ``temperature``, ``top_p``→
-  ``topP``, ``stop``→``stopSequences``, ``seed``, ``n``→``candidateCount``, penalties →
-  ``presencePenalty``/``frequencyPenalty``, ``logprobs``→``responseLogprobs``,
-  ``top_logprobs``→``logprobs``, ``reasoning_effort`` low/medium/high →
-  ``thinkingConfig.thinkingBudget`` 1024/8192/24576.
+  ``topP``, ``top_k`` (an extra field) → ``topK``, ``stop``→``stopSequences``, ``seed``,
+  ``n``→``candidateCount``, penalties → ``presencePenalty``/``frequencyPenalty``,
+  ``logprobs``→``responseLogprobs``, ``top_logprobs``→``logprobs``, ``reasoning_effort``
+  low/medium/high → ``thinkingConfig.thinkingBudget`` 1024/8192/24576.
 
 Ignored, documented in the README: ``user``, ``metadata``, message ``name``, image
 ``detail``, tool ``strict``, ``parallel_tool_calls``. Refused with 400: ``logit_bias``,
@@ -101,6 +101,8 @@ def _config(endpoint: Endpoint, request: ChatRequest) -> dict[str, Any]:
             config[theirs] = value
     if request.stop:
         config["stopSequences"] = list(request.stop)
+    if "top_k" in request.extra:
+        config["topK"] = request.extra["top_k"]
     if request.logprobs:
         config["responseLogprobs"] = True
     fmt = request.response_format
@@ -119,7 +121,7 @@ def _config(endpoint: Endpoint, request: ChatRequest) -> dict[str, Any]:
 
 
 def gemini_body(endpoint: Endpoint, request: ChatRequest) -> dict[str, Any]:
-    refuse(endpoint, request, REFUSED)
+    refuse(endpoint, request, REFUSED, frozenset({"top_k"}))
     body: dict[str, Any] = {"contents": _contents(request.messages)}
     system = [{"text": m.text()} for m in request.messages if m.role in SYSTEM_ROLES]
     if system:

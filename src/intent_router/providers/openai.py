@@ -241,6 +241,8 @@ def _deltas(name: str, choice: Any) -> list[TextDelta | ToolCallDelta]:
     logprobs = (choice.get("logprobs") or {}).get("content") or ()
     if (isinstance(delta.get("content"), str) and delta["content"]) or logprobs:
         out.append(TextDelta(delta.get("content") or "", index, tuple(logprobs)))
+    if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+        out.append(TextDelta(delta["refusal"], index, refusal=True))
     for call in delta.get("tool_calls") or []:
         fn = (call.get("function") or {}) if isinstance(call, dict) else None
         if not isinstance(fn, dict):

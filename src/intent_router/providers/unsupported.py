@@ -26,12 +26,18 @@ USED: Mapping[str, Check] = {
 }
 
 
-def refuse(endpoint: Endpoint, request: ChatRequest, fields: Mapping[str, str]) -> None:
-    """Raise for the first of ``fields`` (name → why) the request uses, and for ``extra``."""
+def refuse(
+    endpoint: Endpoint,
+    request: ChatRequest,
+    fields: Mapping[str, str],
+    translated_extra: frozenset[str] = frozenset(),
+) -> None:
+    """Raise for the first of ``fields`` (name → why) the request uses, and for ``extra``
+    fields other than the ``translated_extra`` ones the adapter knows."""
     for name, why in fields.items():
         if USED[name](request):
             raise UnsupportedFieldError(name, endpoint.name, why)
-    for name in request.extra:
+    for name in set(request.extra) - translated_extra:
         raise UnsupportedFieldError(
             name, endpoint.name, "unknown fields pass only to OpenAI-compatible upstreams"
         )
