@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from intent_router.embedding.encoder import Encoder
+from intent_router.testing import FakeUpstream
 
 SMALL_ROUTES: dict[str, dict[str, object]] = {
     "code": {
@@ -81,6 +82,13 @@ SMALL_ROUTES: dict[str, dict[str, object]] = {
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
     return Encoder()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeUpstream]:
+    """The fake LLM upstream on loopback, one per test module."""
+    with FakeUpstream() as server:
+        yield server
 
 
 RouteWriter = Callable[..., Path]

@@ -4,75 +4,35 @@ server → the fake upstream (both real servers on loopback)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-import yaml
+from tests.router_server import model, running_router
 
-from intent_router.api.app import create_app
 from intent_router.api.errors import ApiError, describe, error_body
-from intent_router.config import Settings
 from intent_router.embedding.encoder import Encoder
 from intent_router.errors import ChainExhaustedError
 from intent_router.testing import FakeUpstream, Fault
-from intent_router.testing.server import serve_in_thread
 
 CODE_Q = "write a python function that parses a date"
 HI = [{"role": "user", "content": "hi there, how are you today"}]
-
-
-def write_models(fake: FakeUpstream, folder: Path) -> Path:
-    def model(provider: str, upstream: str, **extra: Any) -> dict[str, Any]:
-        return {
-            "provider": provider, "base_url": fake.base_url(provider), "model": upstream,
-            "timeout_s": 0.5, "max_retries": 1, "context_window": 8000, **extra,
-        }  # fmt: skip
-
-    data = {
-        "default_chain": ["cheap-general"],
-        "deadline_s": 5,
-        "breaker": {"failure_threshold": 50, "cooldown_s": 30},
-        "models": {
-            "cheap-general": model("openai", "gpt-up"),
-            "fast-small": model("openai", "small-up"),
-            "strong-coder": model("anthropic", "claude-up", fallbacks=["strong-reasoner"]),
-            "strong-reasoner": model("gemini", "gemini-up"),
-            "tiny": model("openai", "tiny-up", context_window=64),
-        },
-    }
-    path = folder / "models.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
 def server(
     fake: FakeUpstream, encoder: Encoder, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    from tests.conftest import SMALL_ROUTES
-
+    models = {
+        "cheap-general": model(fake, "openai", "gpt-up"),
+        "fast-small": model(fake, "openai", "small-up"),
+        "strong-coder": model(fake, "anthropic", "claude-up", fallbacks=["strong-reasoner"]),
+        "strong-reasoner": model(fake, "gemini", "gemini-up"),
+        "tiny": model(fake, "openai", "tiny-up", context_window=64),
+    }
     folder = tmp_path_factory.mktemp("errors")
-    routes = folder / "routes"
-    routes.mkdir()
-    for name, fields in SMALL_ROUTES.items():
-        (routes / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, **fields}))
-    settings = Settings(
-        routes_dir=routes,
-        index_dir=folder / "index",
-        models_file=write_models(fake, folder),
-        build_on_start=True,
-        cache_backend="off",
-    )
-    with serve_in_thread(create_app(settings, encoder=encoder)) as url:
+    with running_router(encoder, folder, models, default_chain=["cheap-general"]) as url:
         yield url
 
 
@@ -188,9 +148,9 @@ def test_a_prompt_too_long_for_every_model_is_a_fast_bad_request(
     sdk: openai.OpenAI, fake: FakeUpstream
 ) -> None:
     long = [{"role": "user", "content": "please summarise this: " + "lorem ipsum " * 4000}]
-    for model in ("auto", "tiny"):
+    for name in ("auto", "tiny"):
         with pytest.raises(openai.BadRequestError) as info:
-            sdk.chat.completions.create(model=model, messages=long)
+            sdk.chat.completions.create(model=name, messages=long)
         assert (info.value.code, info.value.param) == ("context_length_exceeded", "messages")
     assert fake.calls() == 0  # decided without any upstream call
 

@@ -11,21 +11,16 @@ other name depends on the models file).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
-import yaml
+import schemathesis
+from tests.router_server import model, running_router
 
-schemathesis = pytest.importorskip("schemathesis")
-hypothesis = pytest.importorskip("hypothesis")
-
-from intent_router.api.app import create_app  # noqa: E402
-from intent_router.config import Settings  # noqa: E402
-from intent_router.embedding.encoder import Encoder  # noqa: E402
-from intent_router.testing import FakeUpstream  # noqa: E402
-from intent_router.testing.server import serve_in_thread  # noqa: E402
+from intent_router.embedding.encoder import Encoder
+from intent_router.testing import FakeUpstream
 
 EXAMPLES = 6
 FUZZED = ["/route", "/complete", "/v1/chat/completions", "/v1/messages",
@@ -35,31 +30,13 @@ CROSS_FIELD = ("answers no earlier assistant tool call", "not in tools", "contex
 
 @pytest.fixture(scope="module")
 def server(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.conftest import SMALL_ROUTES
-
     folder = tmp_path_factory.mktemp("schema")
-    routes = folder / "routes"
-    routes.mkdir()
-    for name, fields in SMALL_ROUTES.items():  # every chain answered by an OpenAI upstream
-        (routes / f"{name}.yaml").write_text(
-            yaml.safe_dump({"name": name, **fields, "chain": ["general"]})
-        )
     with FakeUpstream() as fake:
-        models = {
-            "default_chain": ["general"],
-            "deadline_s": 5,
-            "models": {
-                "general": {"provider": "openai", "base_url": fake.openai_base,
-                            "model": "gpt-up", "context_window": 100_000},
-            },
-        }  # fmt: skip
-        path = Path(folder / "models.yaml")
-        path.write_text(yaml.safe_dump(models))
-        settings = Settings(
-            routes_dir=routes, index_dir=folder / "index", models_file=path,
-            build_on_start=True, cache_backend="off",
-        )  # fmt: skip
-        with serve_in_thread(create_app(settings, encoder=encoder)) as url:
+        models = {"general": model(fake, "openai", "gpt-up", context_window=100_000)}
+        # every chain answered by an OpenAI upstream: extra fields pass, as documented
+        with running_router(
+            encoder, folder, models, default_chain=["general"], chain=["general"]
+        ) as url:
             yield url
 
 

@@ -54,10 +54,9 @@ from intent_router.providers.base import (
     ToolChoice,
 )
 from intent_router.providers.tools import ToolMode
-from intent_router.wire_schema import HAS_USER_TEXT
+from intent_router.wire_schema import BASE64, HAS_USER_TEXT
 
 _EMPTY: tuple[Any, ...] = (None, "", [], {})
-BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 _TOOL_MODES: dict[str, ToolMode] = {"auto": "auto", "any": "required", "none": "none"}
 # finish_reason (OpenAI vocabulary) → Anthropic stop_reason
 _STOP_REASONS = {v: k for k, v in reversed(STOP_REASONS.items())} | {"other": "end_turn"}
@@ -88,7 +87,7 @@ class Base64Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["base64"]
     media_type: str = Field(pattern=r"^image/[A-Za-z0-9.+-]+$")
-    data: str = Field(pattern=BASE64)
+    data: str = Field(pattern=f"^{BASE64}$")
 
 
 class UrlSource(BaseModel):

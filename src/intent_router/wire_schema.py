@@ -13,27 +13,35 @@ from pydantic.config import JsonDict, JsonValue
 
 NON_BLANK: JsonDict = {"pattern": r"\S"}
 """A string with at least one non-whitespace character."""
+BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+"""Standard base64 with padding (no line breaks)."""
 
-_TEXT_PART: JsonDict = {
-    "type": "object",
-    "required": ["type", "text"],
-    "properties": {"type": {"const": "text"}, "text": {"type": "string", **NON_BLANK}},
-}
+_STRING: JsonDict = {"type": "string"}
+
+
+def _object(required: list[JsonValue], closed: bool = False, **properties: JsonValue) -> JsonDict:
+    """An object schema: its ``required`` keys, its properties; ``closed``: no others."""
+    schema: JsonDict = {"type": "object", "required": required, "properties": properties}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _text_part(text: JsonDict) -> JsonDict:
+    return _object(["type", "text"], type={"const": "text"}, text=text)
+
 
 HAS_USER_TEXT: JsonDict = {
-    "contains": {
-        "type": "object",
-        "required": ["role", "content"],
-        "properties": {
-            "role": {"const": "user"},
-            "content": {
-                "anyOf": [
-                    {"type": "string", **NON_BLANK},
-                    {"type": "array", "contains": _TEXT_PART},
-                ]
-            },
+    "contains": _object(
+        ["role", "content"],
+        role={"const": "user"},
+        content={
+            "anyOf": [
+                {"type": "string", **NON_BLANK},
+                {"type": "array", "contains": _text_part({"type": "string", **NON_BLANK})},
+            ]
         },
-    }
+    )
 }
 """A conversation needs one user message with text: the router routes on it (text as a
 string, or a text part/block among the content parts)."""
@@ -41,139 +49,99 @@ string, or a text part/block among the content parts)."""
 
 # -- OpenAI chat messages, as ``openai_compat`` parses them --------------------------------
 
-_STRING: JsonDict = {"type": "string"}
-_TEXT: JsonDict = {
-    "type": "object",
-    "required": ["type", "text"],
-    "properties": {"type": {"const": "text"}, "text": _STRING},
-}
-_IMAGE_URL = (
-    r"^(https?://\S*|data:image/[A-Za-z0-9.+-]+;base64,"
-    r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)$"
+_TEXT = _text_part(_STRING)
+_IMAGE_URL = rf"^(https?://\S*|data:image/[A-Za-z0-9.+-]+;base64,{BASE64})$"
+_IMAGE = _object(
+    ["type", "image_url"],
+    type={"const": "image_url"},
+    image_url=_object(
+        ["url"],
+        url={"type": "string", "pattern": _IMAGE_URL},
+        detail={"enum": ["auto", "low", "high"]},
+    ),
 )
-_IMAGE: JsonDict = {
-    "type": "object",
-    "required": ["type", "image_url"],
-    "properties": {
-        "type": {"const": "image_url"},
-        "image_url": {
-            "type": "object",
-            "required": ["url"],
-            "properties": {
-                "url": {"type": "string", "pattern": _IMAGE_URL},
-                "detail": {"enum": ["auto", "low", "high"]},
-            },
-        },
-    },
-}
 _TEXT_CONTENT: JsonDict = {"anyOf": [_STRING, {"type": "array", "items": _TEXT}]}
 _USER_CONTENT: JsonDict = {
     "anyOf": [_STRING, {"type": "array", "items": {"anyOf": [_TEXT, _IMAGE]}}]
 }
-_TOOL_CALL: JsonDict = {
-    "type": "object",
-    "required": ["id", "function"],
-    "properties": {
-        "id": _STRING,
-        "type": {"const": "function"},
-        "function": {
-            "type": "object",
-            "required": ["name", "arguments"],
-            "properties": {"name": _STRING, "arguments": _STRING},
-        },
-    },
+_FUNCTION_CALL = _object(["name", "arguments"], name=_STRING, arguments=_STRING)
+_TOOL_CALLS: JsonDict = {
+    "type": "array",
+    "items": _object(
+        ["id", "function"], id=_STRING, type={"const": "function"}, function=_FUNCTION_CALL
+    ),
 }
-
-
-def _turn(roles: list[JsonValue], content: JsonDict, **more: JsonDict) -> JsonDict:
-    properties: JsonDict = {"role": {"enum": roles}, "content": content, "name": _STRING, **more}
-    return {
-        "type": "object",
-        "required": ["role"],
-        "properties": properties,
-        "additionalProperties": False,
-    }
-
-
-_TOOL_CALLS: JsonDict = {"type": "array", "items": _TOOL_CALL}
 # What the SDK echoes back on an assistant message it received: accepted when empty.
-_ECHOED: dict[str, JsonDict] = {
+_ECHOED: dict[str, JsonValue] = {
     k: {"type": "null"} for k in ("refusal", "annotations", "audio", "function_call")
 }
+
+
+def _turn(roles: list[JsonValue], content: JsonDict, *more: str, **fields: JsonValue) -> JsonDict:
+    """One role's message: ``role``, ``content``, ``name`` and ``fields``; ``more`` required."""
+    properties: dict[str, JsonValue] = {"role": {"enum": roles}, "content": content}
+    properties |= {"name": _STRING, **fields}
+    return _object(["role", *more], closed=True, **properties)
+
+
 OPENAI_MESSAGE: JsonDict = {
     "anyOf": [
         _turn(["system", "developer"], _TEXT_CONTENT),
         _turn(["user"], _USER_CONTENT),
         _turn(["assistant"], _TEXT_CONTENT, tool_calls=_TOOL_CALLS, **_ECHOED),
-        {
-            **_turn(["assistant"], {"type": "null"}, tool_calls={**_TOOL_CALLS, "minItems": 1}),
-            "required": ["role", "content", "tool_calls"],
-        },
-        {
-            **_turn(["tool"], _TEXT_CONTENT, tool_call_id={"type": "string", "minLength": 1}),
-            "required": ["role", "tool_call_id"],
-        },
+        _turn(["assistant"], {"type": "null"}, "content", "tool_calls",
+              tool_calls={**_TOOL_CALLS, "minItems": 1}),
+        _turn(["tool"], _TEXT_CONTENT, "tool_call_id",
+              tool_call_id={"type": "string", "minLength": 1}),
     ]
-}
+}  # fmt: skip
 """One Chat Completions message: per role, the content and fields the router accepts.
 Rules across messages (a tool message answers an earlier call) are not stated here."""
 
 
 # -- the rest of the Chat Completions body -------------------------------------------------
 
-OPENAI_TOOL: JsonDict = {
-    "type": "object",
-    "required": ["type", "function"],
-    "properties": {
-        "type": {"const": "function"},
-        "function": {
-            "type": "object",
-            "required": ["name"],
-            "properties": {
-                "name": _STRING,
-                "description": _STRING,
-                "parameters": {"type": "object"},
-                "strict": {"type": "boolean"},
-            },
-            "additionalProperties": False,
-        },
-    },
-}
+OPENAI_TOOL = _object(
+    ["type", "function"],
+    type={"const": "function"},
+    function=_object(
+        ["name"],
+        closed=True,
+        name=_STRING,
+        description=_STRING,
+        parameters={"type": "object"},
+        strict={"type": "boolean"},
+    ),
+)
 OPENAI_TOOL_CHOICE: JsonDict = {
     "anyOf": [
         {"enum": ["auto", "none", "required"]},
-        {
-            "type": "object",
-            "required": ["type", "function"],
-            "properties": {
-                "type": {"const": "function"},
-                "function": {
-                    "type": "object",
-                    "required": ["name"],
-                    "properties": {"name": _STRING},
-                },
-            },
-        },
+        _object(
+            ["type", "function"],
+            type={"const": "function"},
+            function=_object(["name"], name=_STRING),
+        ),
     ]
 }
 OPENAI_RESPONSE_FORMAT: JsonDict = {
     "anyOf": [
-        {"type": "object", "required": ["type"],
-         "properties": {"type": {"enum": ["text", "json_object"]}}},
-        {"type": "object", "required": ["type", "json_schema"], "properties": {
-            "type": {"const": "json_schema"},
-            "json_schema": {"type": "object", "required": ["name"], "properties": {
-                "name": _STRING, "description": _STRING, "schema": {"type": "object"},
-                "strict": {"type": "boolean"},
-            }},
-        }},
+        _object(["type"], type={"enum": ["text", "json_object"]}),
+        _object(
+            ["type", "json_schema"],
+            type={"const": "json_schema"},
+            json_schema=_object(
+                ["name"],
+                name=_STRING,
+                description=_STRING,
+                schema={"type": "object"},
+                strict={"type": "boolean"},
+            ),
+        ),
     ]
-}  # fmt: skip
+}
 OPENAI_STOP: JsonDict = {"anyOf": [_STRING, {"type": "array", "items": _STRING, "maxItems": 4}]}
 TOP_LOGPROBS_NEEDS_LOGPROBS: JsonDict = {
-    "dependentSchemas": {
-        "top_logprobs": {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}}
-    }
+    "dependentSchemas": {"top_logprobs": _object(["logprobs"], logprobs={"const": True})}
 }
 
 CROSS_FIELD_RULES = (
