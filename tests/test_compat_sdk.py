@@ -16,12 +16,9 @@ from typing import Any
 
 import openai
 import pytest
-import yaml
-from tests.conftest import SMALL_ROUTES
-from tests.test_api_completions import write_models
+from tests.test_api_cache import make_settings
 
 from intent_router.api.app import create_app
-from intent_router.config import Settings
 from intent_router.embedding.encoder import Encoder
 from intent_router.testing import FakeUpstream
 from intent_router.testing.server import serve_in_thread
@@ -56,18 +53,7 @@ def fake() -> Iterator[FakeUpstream]:
 def server(
     fake: FakeUpstream, encoder: Encoder, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("compat")
-    routes = folder / "routes"
-    routes.mkdir()
-    for name, fields in SMALL_ROUTES.items():
-        (routes / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, **fields}))
-    settings = Settings(
-        routes_dir=routes,
-        index_dir=folder / "index",
-        models_file=write_models(fake, folder),
-        build_on_start=True,
-        cache_backend="off",
-    )
+    settings = make_settings(tmp_path_factory.mktemp("compat"), fake, cache_backend="off")
     with serve_in_thread(create_app(settings, encoder=encoder)) as url:
         yield url
 

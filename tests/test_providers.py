@@ -515,6 +515,8 @@ def test_parse_request_reads_tools_tool_turns_images_and_json_mode() -> None:
          r"tools\[0\]\.type: only 'function' tools"),
         ({"messages": [{"role": "user", "content": "x"}], "tool_choice": "sometimes"},
          "tool_choice: must be"),
+        ({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"},
+         "tool_choice: 'required' needs tools"),
         ({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "yaml"}},
          "response_format.type"),
         ({"messages": [{"role": "user", "content": "x"}], "n": 0}, "n: Input should be greater"),

@@ -37,6 +37,7 @@ from intent_router.providers.base import (
     ResponseFormat,
 )
 from intent_router.providers.unsupported import refuse
+from intent_router.providers.wire import add_turn, declaration
 
 DEFAULT_MAX_TOKENS = 4096
 JSON_TOOL = "json_object"
@@ -93,10 +94,7 @@ def _turns(messages: tuple[Message, ...] | Any) -> list[dict[str, Any]]:
             blocks = [result]
         else:
             role, blocks = m.role, _blocks(m)
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        add_turn(turns, role, "content", blocks)
     return turns
 
 
@@ -117,12 +115,7 @@ def _tools(endpoint: Endpoint, request: ChatRequest) -> dict[str, Any]:
         body["tool_choice"] = {"type": "tool", "name": json_tool}
         return body
     if request.tools:
-        body["tools"] = []
-        for tool in request.tools:
-            spec: dict[str, Any] = {"name": tool.name, "input_schema": tool.schema()}
-            if tool.description is not None:
-                spec["description"] = tool.description
-            body["tools"].append(spec)
+        body["tools"] = [declaration(t, "input_schema") for t in request.tools]
     choice: dict[str, Any] | None = None
     if request.tool_choice is not None:
         choice = {"type": _TOOL_CHOICE[request.tool_choice.mode]}

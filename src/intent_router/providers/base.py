@@ -116,6 +116,8 @@ class ChatRequest(_JSON):
         names = {t.name for t in self.tools}
         if choice is not None and choice.mode == "function" and choice.name not in names:
             raise QueryError(f"tool_choice names '{choice.name}', not in tools")
+        if choice is not None and choice.mode == "required" and not names:
+            raise QueryError("tool_choice: 'required' needs tools")
 
     def estimated_input_tokens(self) -> int:
         """Cheap token estimate: ~4 characters per token plus 4 tokens per message;

@@ -36,6 +36,7 @@ from intent_router.providers.base import (
     Message,
 )
 from intent_router.providers.unsupported import refuse
+from intent_router.providers.wire import add_turn, declaration
 
 REFUSED = {"logit_bias": "Gemini has no logit bias"}
 THINKING_BUDGETS = {"low": 1024, "medium": 8192, "high": 24576}
@@ -86,10 +87,7 @@ def _contents(messages: tuple[Message, ...] | Any) -> list[dict[str, Any]]:
         names.update({c.id: c.name for c in m.tool_calls})
         role = "model" if m.role == "assistant" else "user"
         parts = _parts(m, names)
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+        add_turn(contents, role, "parts", parts)
     return contents
 
 
@@ -127,12 +125,7 @@ def gemini_body(endpoint: Endpoint, request: ChatRequest) -> dict[str, Any]:
     if system:
         body["systemInstruction"] = {"parts": system}
     if request.tools:
-        declarations = []
-        for tool in request.tools:
-            spec: dict[str, Any] = {"name": tool.name, "parametersJsonSchema": tool.schema()}
-            if tool.description is not None:
-                spec["description"] = tool.description
-            declarations.append(spec)
+        declarations = [declaration(t, "parametersJsonSchema") for t in request.tools]
         body["tools"] = [{"functionDeclarations": declarations}]
     if request.tool_choice is not None:
         calling: dict[str, Any] = {"mode": _MODES[request.tool_choice.mode]}
