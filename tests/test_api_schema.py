@@ -3,9 +3,9 @@ schema-driven fuzzer (schemathesis) builds as valid are never refused.
 
 Bounded: a few derandomized examples per operation against a real server and the fake
 upstream. Accepted refusals are only the rules the schema states in words because JSON
-Schema cannot (``CROSS_FIELD_RULES``: a tool result answers an earlier call, a named
-tool_choice names a tool, the prompt fits a model). The model is set to ``auto`` (any
-other name depends on the models file).
+Schema cannot (``CROSS_FIELD_RULES``: a tool result answers an earlier call, a
+tool_choice needs tools and names one of them, the prompt fits a model). The model is set
+to ``auto`` (any other name depends on the models file).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from intent_router.testing import FakeUpstream
 EXAMPLES = 6
 FUZZED = ["/route", "/complete", "/v1/chat/completions", "/v1/messages",
           "/v1/messages/count_tokens"]  # fmt: skip
-CROSS_FIELD = ("answers no earlier assistant tool call", "not in tools", "context window")
+CROSS_FIELD = ("answers no earlier assistant tool call", "not in tools", "needs tools",
+               "context window")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -146,9 +146,10 @@ TOP_LOGPROBS_NEEDS_LOGPROBS: JsonDict = {
 
 CROSS_FIELD_RULES = (
     "Rules across fields, not expressible in this schema: a `tool` message (a "
-    "`tool_result` block) answers a tool call of an earlier assistant turn; a named "
-    "`tool_choice` names one of `tools`; the prompt must fit the context window of a model "
-    "of the chain (else 400 `context_length_exceeded`)."
+    "`tool_result` block) answers a tool call of an earlier assistant turn; a "
+    "`tool_choice` other than auto/none needs `tools`, and a named one names one of them; "
+    "the prompt must fit the context window of a model of the chain (else 400 "
+    "`context_length_exceeded`)."
 )
 
 
