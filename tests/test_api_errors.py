@@ -4,6 +4,7 @@ server → the fake upstream (both real servers on loopback)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -247,3 +248,21 @@ def test_a_pinned_model_with_fallbacks_fails_over_to_them(
     assert raw.headers["x-intent-router-model"] == "strong-reasoner"
     assert completion.choices[0].message.content == f"[gemini-up] {HI[0]['content']}"
     assert fake.calls("gpt-up") == 0
+
+
+def test_a_bug_is_a_500_in_the_same_shape_with_the_request_id(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from intent_router.api.app import create_app
+    from intent_router.config import Settings
+
+    app = create_app(Settings(routes_dir=tmp_path, index_dir=tmp_path, models_file=None))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    client = TestClient(app, raise_server_exceptions=False)  # no lifespan: nothing loaded
+    response = client.get("/boom", headers={"x-request-id": "bug-1"})
+    assert response.status_code == 500 and response.headers["x-request-id"] == "bug-1"
+    assert response.json() == error_body("internal error", "server_error", code="internal_error")
