@@ -8,6 +8,7 @@ from fastapi.responses import PlainTextResponse
 from intent_router.api.deps import Service
 from intent_router.api.metrics import render_prometheus
 from intent_router.api.schemas import (
+    BAD_REQUEST,
     HealthResponse,
     RouteInfo,
     RouteRequest,
@@ -18,7 +19,7 @@ from intent_router.api.schemas import (
 router = APIRouter()
 
 
-@router.post("/route", response_model=RouteResponse)
+@router.post("/route", response_model=RouteResponse, responses=BAD_REQUEST)
 async def route(body: RouteRequest, service: Service) -> RouteResponse:
     routed = await service.route(body.query)
     return RouteResponse(**routed.decision.to_dict(), truncated=routed.truncated)

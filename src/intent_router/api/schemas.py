@@ -36,6 +36,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse, "description": why[status]} for status in statuses}
 
 
+BAD_REQUEST = _errors(400)
 ERRORS = _errors(400, 404)
 COMPLETION_ERRORS = _errors(400, 404, 413, 502, 503)
 
