@@ -37,7 +37,7 @@ def write_models(fake: FakeUpstream, folder: Path) -> Path:
     data = {
         "default_chain": ["cheap-general"],
         "deadline_s": 5,
-        "breaker": {"failure_threshold": 50, "cooldown_s": 30},
+        "breaker": {"minimum_calls": 50, "cooldown_s": 30},
         "models": {
             "strong-coder": model("anthropic", "claude-up"),
             "cheap-general": model("openai", "gpt-up"),

@@ -85,6 +85,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 REQUEST_FAULTS = frozenset({400, 413, 422})  # not the endpoint's fault: breaker unaffected
 MIN_ATTEMPT_S = 0.01  # below this much time left, the deadline counts as spent
+MAX_WAITS = 3  # a cooling model whose cool-down keeps being extended is waited for 3 times
 PANIC = "panic: every model of the chain is unavailable"
 Sleep = Callable[[float], Awaitable[None]]
 Call = Callable[[ProviderAdapter, Endpoint], Awaitable[T]]
@@ -109,6 +110,7 @@ class _Visit:
     attempt_index: int = -1  # the last failed attempt, turned into "retried" on a retry
     cooling: bool = False  # skipped in the first pass because cooling down: call it later
     panic: bool = False  # called by the panic trickle
+    waits: int = 0  # times waited for its cool-down to end
 
 
 @dataclass
@@ -375,6 +377,7 @@ class Dispatcher:
             breaker.force_probe()
         elif not breaker.allow():
             self.bulkheads.release(name)
+            visit.cooling = False
             state = "open" if before is BreakerState.OPEN else "half-open, probes in flight"
             run.add(name, spec, Outcome.SKIPPED, reason=f"breaker {state}")
             return False
@@ -445,7 +448,8 @@ class Dispatcher:
                     run.attempts[visit.attempt_index], outcome=Outcome.RETRIED
                 )
             elif not self._admit(run, visit):
-                if visit.cooling and self.cooldowns.until(visit.name) <= wait_limit:
+                visit.waits += 1
+                if visit.cooling and visit.waits < MAX_WAITS:
                     pending.append(visit)  # another 429 extended it: wait again if in time
                 continue
             found = await self._call(run, visit, call)

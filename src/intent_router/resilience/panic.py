@@ -47,7 +47,9 @@ class PanicValve:
         self.let_through = 0
 
     def take(self, name: str) -> bool:
-        """One token for ``name`` if the bucket has one."""
+        """One token for ``name`` if the bucket has one (never when ``rate_per_s`` is 0)."""
+        if self.rate_per_s <= 0:
+            return False
         now = self.clock()
         tokens, at = self._buckets.get(name, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - at) * self.rate_per_s)
