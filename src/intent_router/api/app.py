@@ -9,7 +9,7 @@ from typing import TypedDict
 import httpx
 from fastapi import FastAPI
 
-from intent_router.api import completions, errors
+from intent_router.api import admission, completions, errors
 from intent_router.api.routes import router
 from intent_router.cache import CacheDefaults, MemoryBackend, RedisBackend, ResponseCache
 from intent_router.config import Settings
@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.include_router(router)
     app.include_router(completions.router)
     errors.install(app)
+    admission.install(app, settings)
     return app
 
 
