@@ -532,10 +532,10 @@ async def test_chaos_with_retries_mostly_succeeds(
 ) -> None:
     fake.chaos(p_503=0.3, p_429=0.1, seed=7)
     cfg = models(
-        fake, ("openai", "max_retries=3"), ("anthropic", "max_retries=3"),
-        breaker={"minimum_calls": 1000, "cooldown_s": 1},
+        fake, ("openai", "max_retries=3,timeout_s=5.0"), ("anthropic", "max_retries=3,timeout_s=5.0"),
+        breaker={"minimum_calls": 1000, "cooldown_s": 1}, rate_limit={"cooldown_s": 0.01},
     )  # fmt: skip
-    d = dispatcher(cfg, client)
+    d = Dispatcher(cfg, client, backoff=FixedBackoff(0.01))  # real sleeps, 10 ms each
     results = await asyncio.gather(
         *(d.complete(REQ, CHAIN) for _ in range(40)), return_exceptions=True
     )

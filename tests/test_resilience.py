@@ -231,7 +231,11 @@ def test_cooldown_follows_retry_after_capped() -> None:
 def test_cooldown_without_retry_after_doubles_until_a_success() -> None:
     clock = FakeClock()
     c = Cooldowns(default_s=0.25, max_s=1.0, clock=clock)
-    assert [c.cool("m", None) for _ in range(4)] == [0.25, 0.5, 1.0, 1.0]
+    lengths = []
+    for _ in range(4):  # each 429 from a call sent after the previous cool-down ended
+        lengths.append(c.cool("m", None, started_at=clock.now))
+        clock.now += 2
+    assert lengths == [0.25, 0.5, 1.0, 1.0]
     c.succeeded("m")
     assert c.cool("m", None) == 0.25
     assert c.remaining("other") == 0
@@ -285,3 +289,16 @@ def test_least_bad_prefers_the_lowest_failure_rate_then_the_earliest() -> None:
     b = Candidate("b", 0.6, 90.0)
     c = Candidate("c", 0.6, 70.0)
     assert least_bad([a, b, c]) == c
+
+
+def test_a_burst_of_429s_from_calls_already_in_flight_is_one_signal() -> None:
+    clock = FakeClock()
+    c = Cooldowns(default_s=0.25, max_s=30, clock=clock)
+    started = clock.now
+    clock.now += 0.1
+    assert c.cool("m", None, started_at=started) == 0.25
+    for _ in range(10):  # the other calls sent before the first 429 came back
+        c.cool("m", None, started_at=started)
+    assert c.remaining("m") == 0.25
+    clock.now += 0.3  # a call sent after the cool-down is refused again: a real limit
+    assert c.cool("m", None, started_at=clock.now - 0.05) == 0.5

@@ -415,7 +415,7 @@ class Dispatcher:
         self, run: _Run, visits: list[_Visit], call: Call[T]
     ) -> _Found[T] | None:
         """Retries of failed models and calls to models that were cooling, earliest first."""
-        wait_limit = self._clock() + self.models.rate_limit.max_wait_s
+        max_wait = self.models.rate_limit.max_wait_s
         pending = [v for v in visits if v.cooling or self._may_retry(v)]
         while pending and not run.spent():
             now = self._clock()
@@ -424,7 +424,7 @@ class Dispatcher:
             pending = [
                 v for v in pending
                 if ready[id(v)] <= limit
-                and (self.cooldowns.until(v.name) <= now or ready[id(v)] <= wait_limit)
+                and (self.cooldowns.until(v.name) <= now or ready[id(v)] - now <= max_wait)
             ]  # fmt: skip
             if not pending:
                 break
@@ -526,7 +526,7 @@ class Dispatcher:
         """Record a failed attempt and what it means for the model."""
         reason = str(err)
         if err.status == 429:
-            seconds = self.cooldowns.cool(visit.name, err.retry_after)
+            seconds = self.cooldowns.cool(visit.name, err.retry_after, started_at=t0)
             self.rate_limited += 1
             reason += f"; cooling down {seconds:.2f}s"
         elif err.status not in REQUEST_FAULTS:

@@ -119,7 +119,7 @@ class RateLimitSettings(_Strict):
 class RetryBudgetSettings(_Strict):
     """The ``retry_budget:`` block: retries as a share of live traffic."""
 
-    ratio: float = Field(default=0.2, ge=0, description="retries per request in the window")
+    ratio: float = Field(default=0.5, ge=0, description="retries per request in the window")
     min_per_s: float = Field(default=3.0, ge=0, description="retries always allowed")
     window_s: float = Field(default=10.0, gt=0)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 @dataclass(slots=True)
 class _Cooling:
     until: float = 0.0
+    since: float = float("-inf")  # when the current cool-down began
     streak: int = 0  # 429s without Retry-After since the last success
 
 
@@ -35,16 +36,27 @@ class Cooldowns:
         self.clock = clock
         self._models: dict[str, _Cooling] = {}
 
-    def cool(self, name: str, retry_after: float | None) -> float:
-        """Start (or extend) ``name``'s cool-down after a 429; return its length in seconds."""
+    def cool(
+        self, name: str, retry_after: float | None, *, started_at: float | None = None
+    ) -> float:
+        """Start (or extend) ``name``'s cool-down after a 429; return the seconds it has left.
+
+        ``started_at`` is when the refused call began: a call already in flight when the
+        current cool-down began belongs to the same burst and changes nothing (64 calls
+        refused at once are one signal, not 64 reasons to double the wait).
+        """
         entry = self._models.setdefault(name, _Cooling())
+        now = self.clock()
+        if started_at is not None and started_at < entry.since and entry.until > now:
+            return entry.until - now
         if retry_after is not None:
             seconds = min(max(retry_after, 0.0), self.max_s)
         else:
             seconds = min(self.default_s * 2**entry.streak, self.max_s)
             entry.streak = min(entry.streak + 1, 30)
-        entry.until = max(entry.until, self.clock() + seconds)
-        return seconds
+        entry.since = now
+        entry.until = max(entry.until, now + seconds)
+        return entry.until - now
 
     def succeeded(self, name: str) -> None:
         entry = self._models.get(name)

@@ -22,7 +22,7 @@ class RetryBudget:
     def __init__(
         self,
         *,
-        ratio: float = 0.2,
+        ratio: float = 0.5,
         min_per_s: float = 3.0,
         window_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
