@@ -532,7 +532,7 @@ async def test_chaos_with_retries_mostly_succeeds(
 ) -> None:
     fake.chaos(p_503=0.3, p_429=0.1, seed=7)
     cfg = models(
-        fake, ("openai", "max_retries=3,timeout_s=5.0"), ("anthropic", "max_retries=3,timeout_s=5.0"),
+        fake, ("openai", "max_retries=3,timeout_s=5.0"), ("gemini", "max_retries=3,timeout_s=5.0"),
         breaker={"minimum_calls": 1000, "cooldown_s": 1}, rate_limit={"cooldown_s": 0.01},
     )  # fmt: skip
     d = Dispatcher(cfg, client, backoff=FixedBackoff(0.01))  # real sleeps, 10 ms each
