@@ -28,11 +28,14 @@ from ``routes/`` (``build_on_start``). Phases, in order:
    with a non-empty answer; ``load_lost`` = everything else, including requests not sent
    before ``--load-timeout-s``.
 3. **Breaker.** ``strong-coder`` is made dead (always 503) and pinned requests are sent
-   until its breaker opens (``failure_threshold``); then requests during the cool-down
-   (``breaker_open_calls`` = calls that reached the dead upstream meanwhile, must be 0);
-   after the cool-down a burst of concurrent requests (exactly one half-open probe may
-   reach it); then it is revived, and after the next cool-down calls must flow again and
-   the breaker read closed.
+   until its breaker opens (failure rate over ``--minimum-calls``); then requests during
+   the cool-down (``breaker_open_calls`` = calls that reached the dead upstream meanwhile,
+   must be 0); after the cool-down a burst of concurrent requests (exactly
+   ``--half-open-probes`` probes may reach it); then it is revived, and after the next
+   cool-down calls must flow again and the breaker read closed.
+4. **Every model degraded** (30 % 503 + 10 % 429 on every upstream, no Retry-After),
+5. **a dead primary in every chain**, 6. **shedding** with ``--shed-max-in-flight`` and
+   7. **SIGTERM drain**: see ``scripts/dispatch_phases.py``.
 
 Breaker states come from ``/metrics`` (``intent_router_breaker_open``) in both modes; with
 the router in-process, a breaker listener also records every transition.

@@ -212,3 +212,25 @@ def test_config_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
         assert done.returncode == 2, done.stderr
         assert len(lines) == 1 and lines[0].startswith("intent-router: error: "), done.stderr
         assert expected in lines[0] and "Traceback" not in done.stderr
+
+
+async def test_an_admitted_stream_holds_its_slot_until_it_ends(
+    server: str, fake: FakeUpstream
+) -> None:
+    fake.chunk_delay_ms = 200
+    try:
+        async with (
+            httpx.AsyncClient(timeout=30) as client,
+            client.stream(
+                "POST", f"{server}/v1/chat/completions", json={**BODY, "stream": True}
+            ) as response,
+        ):
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            assert (await anext(lines)).startswith("data: ")
+            assert (await client.get(f"{server}/readyz")).json()["in_flight"] == 1
+            rest = [line async for line in lines]
+            assert "data: [DONE]" in rest
+            await wait_for(client, server, in_flight=0)
+    finally:
+        fake.chunk_delay_ms = 0
