@@ -651,7 +651,7 @@ async def test_panic_trickle_when_every_breaker_is_open(
 
 async def test_model_at_its_cap_is_skipped(fake: FakeUpstream, client: httpx.AsyncClient) -> None:
     fake.always("primary-up", Fault.slow(0.2))
-    cfg = models(fake, ("openai", "max_in_flight=1"), ("anthropic", ""))
+    cfg = models(fake, ("openai", "max_in_flight=1,timeout_s=5.0"), ("anthropic", ""))
     d = dispatcher(cfg, client)
     first, second = await asyncio.gather(d.complete(REQ, CHAIN), d.complete(REQ, CHAIN))
     assert (first.model, second.model) == ("primary", "secondary")

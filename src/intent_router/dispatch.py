@@ -79,6 +79,7 @@ from intent_router.resilience import (
     PanicValve,
     RetryBudget,
     least_bad,
+    retry_delay,
 )
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,7 @@ class _Visit:
     duration_s: float = 0.0
     counted_failure: bool = False  # failed for the model's own reasons: a breaker failure
     retryable: bool = False  # the last failure may be retried
-    failed_at: float = 0.0
-    retry_after: float | None = None
+    retry_at: float = 0.0  # when the last failure may be retried (backoff or Retry-After)
     attempt_index: int = -1  # the last failed attempt, turned into "retried" on a retry
     cooling: bool = False  # skipped in the first pass because cooling down: call it later
     panic: bool = False  # called by the panic trickle
@@ -442,7 +442,11 @@ class Dispatcher:
                 run.deadline_hit = True
                 break
             if retry:
-                if not self._may_retry(visit) or not self.bulkheads.try_acquire(visit.name):
+                if not self._may_retry(visit):
+                    continue
+                if not self.bulkheads.try_acquire(visit.name):
+                    reason = f"at capacity (max_in_flight {visit.spec.max_in_flight})"
+                    run.add(visit.name, visit.spec, Outcome.SKIPPED, reason=reason)
                     continue
                 run.attempts[visit.attempt_index] = dataclasses.replace(
                     run.attempts[visit.attempt_index], outcome=Outcome.RETRIED
@@ -471,12 +475,7 @@ class Dispatcher:
     def _ready_at(self, visit: _Visit, now: float) -> float:
         """When a pending model may be called: after its cool-down and its backoff."""
         at = max(now, self.cooldowns.until(visit.name))
-        if visit.calls:
-            backoff = visit.retry_after
-            if backoff is None:
-                backoff = self._backoff.delay(visit.calls)
-            at = max(at, visit.failed_at + backoff)
-        return at
+        return max(at, visit.retry_at) if visit.calls else at
 
     async def _panic(self, run: _Run, visits: list[_Visit], call: Call[T]) -> _Found[T] | None:
         """Every model unavailable: let a bounded trickle through to the least bad one."""
@@ -531,9 +530,11 @@ class Dispatcher:
             reason += f"; cooling down {seconds:.2f}s"
         elif err.status not in REQUEST_FAULTS:
             visit.counted_failure = True
-        visit.retryable = err.retryable and not after_first_chunk
-        visit.failed_at = self._clock()
-        visit.retry_after = err.retry_after
+        delay = retry_delay(
+            self._backoff, visit.calls, retry_after=err.retry_after, remaining_s=run.remaining()
+        )  # None: no time left for a retry before the deadline
+        visit.retryable = err.retryable and not after_first_chunk and delay is not None
+        visit.retry_at = self._clock() + (delay or 0.0)
         if run.spent():
             run.deadline_hit = True
         if after_first_chunk:
