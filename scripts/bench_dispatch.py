@@ -138,13 +138,14 @@ def write_models(folder: Path, fake: FakeUpstream, args: argparse.Namespace) -> 
     def spec(provider: str, upstream: str) -> dict[str, Any]:
         return {
             "provider": provider, "base_url": fake.base_url(provider), "model": upstream,
-            "timeout_s": 5, "max_retries": args.max_retries, "context_window": 32768,
+            "timeout_s": args.timeout_s, "max_retries": args.max_retries,
+            "context_window": 32768,
             "price_per_mtok_input": 1.0, "price_per_mtok_output": 2.0,
         }  # fmt: skip
 
     data = {
         "default_chain": DEFAULT_CHAIN,
-        "deadline_s": 15,
+        "deadline_s": args.deadline_s,
         "breaker": {
             "failure_rate": args.failure_rate,
             "minimum_calls": args.minimum_calls,
@@ -610,10 +611,11 @@ async def phase_breaker(
         failed.append(
             f"{out['open_calls']} calls reached the dead model while its breaker was open"
         )
+    # Up to half_open_probes probes; the first failed probe reopens it, so maybe fewer.
     expected_probes = min(args.half_open_probes, args.probe_burst)
-    if out["probe_calls"] != expected_probes:
+    if not 1 <= out["probe_calls"] <= expected_probes:
         failed.append(
-            f"{out['probe_calls']} calls in the half-open burst (expected {expected_probes})"
+            f"{out['probe_calls']} calls in the half-open burst (expected 1..{expected_probes})"
         )
     if not out["reopened_after_failed_probe"]:
         failed.append("breaker not open again after the failed probe")
@@ -729,6 +731,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--p429", type=float, default=0.1)
     p.add_argument("--retry-after", type=float, default=0.05, help="seconds, sent with faults")
     p.add_argument("--max-retries", type=int, default=2, help="per model in the models file")
+    p.add_argument("--timeout-s", type=float, default=20.0, help="per attempt, models file")
+    p.add_argument("--deadline-s", type=float, default=60.0, help="per request, models file")
     p.add_argument("--failure-rate", type=float, default=0.5, help="breaker: share failed")
     p.add_argument("--minimum-calls", type=int, default=10, help="breaker: calls to judge")
     p.add_argument("--window-s", type=float, default=30.0, help="breaker: sliding window")
