@@ -234,3 +234,20 @@ async def test_an_admitted_stream_holds_its_slot_until_it_ends(
             await wait_for(client, server, in_flight=0)
     finally:
         fake.chunk_delay_ms = 0
+
+
+async def test_a_slot_handed_to_a_request_that_went_away_is_passed_on() -> None:
+    from intent_router.api.admission import AdmissionControl
+
+    control = AdmissionControl(max_in_flight=1, max_queue=2, queue_timeout_s=5)
+    assert await control.acquire(1)
+    gone = asyncio.create_task(control.acquire(1))
+    waiting = asyncio.create_task(control.acquire(1))
+    while control.queued < 2:
+        await asyncio.sleep(0)
+    control.release()  # handed to `gone` ...
+    gone.cancel()  # ... which is cancelled before it runs: the slot goes to the next
+    assert await waiting
+    assert gone.cancelled() and control.in_flight == 1 and control.queued == 0
+    control.release()
+    assert control.in_flight == 0

@@ -119,11 +119,15 @@ class AdmissionControl:
             async with asyncio.timeout(self.queue_timeout_s):
                 granted = await waiter.future
         except TimeoutError:
-            if waiter.future.done() and not waiter.future.cancelled() and waiter.future.result():
+            if _handed(waiter):
                 granted = True  # handed a slot just as the wait ran out: keep it
             else:
                 self.shed["queue_timeout"] += 1
                 return False
+        except asyncio.CancelledError:  # the client went away while queued
+            if _handed(waiter):
+                self.release()  # pass on the slot it was just handed
+            raise
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
@@ -171,6 +175,11 @@ class AdmissionControl:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _handed(waiter: _Waiter) -> bool:
+    future = waiter.future
+    return future.done() and not future.cancelled() and future.result()
 
 
 class AdmissionMiddleware:
