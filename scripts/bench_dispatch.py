@@ -28,11 +28,14 @@ from ``routes/`` (``build_on_start``). Phases, in order:
    with a non-empty answer; ``load_lost`` = everything else, including requests not sent
    before ``--load-timeout-s``.
 3. **Breaker.** ``strong-coder`` is made dead (always 503) and pinned requests are sent
-   until its breaker opens (``failure_threshold``); then requests during the cool-down
-   (``breaker_open_calls`` = calls that reached the dead upstream meanwhile, must be 0);
-   after the cool-down a burst of concurrent requests (exactly one half-open probe may
-   reach it); then it is revived, and after the next cool-down calls must flow again and
-   the breaker read closed.
+   until its breaker opens (failure rate over ``--minimum-calls``); then requests during
+   the cool-down (``breaker_open_calls`` = calls that reached the dead upstream meanwhile,
+   must be 0); after the cool-down a burst of concurrent requests (exactly
+   ``--half-open-probes`` probes may reach it); then it is revived, and after the next
+   cool-down calls must flow again and the breaker read closed.
+4. **Every model degraded** (30 % 503 + 10 % 429 on every upstream, no Retry-After),
+5. **a dead primary in every chain**, 6. **shedding** with ``--shed-max-in-flight`` and
+   7. **SIGTERM drain**: see ``scripts/dispatch_phases.py``.
 
 Breaker states come from ``/metrics`` (``intent_router_breaker_open``) in both modes; with
 the router in-process, a breaker listener also records every transition.
@@ -81,6 +84,9 @@ from intent_router.config import Settings
 from intent_router.routing.loader import load_routes
 from intent_router.testing import FakeUpstream, Fault
 from intent_router.testing.server import free_port, serve_in_thread
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dispatch_phases as phases  # a sibling module of this script
 
 REPO = Path(__file__).resolve().parents[1]
 ROUTES_DIR = REPO / "routes"
@@ -132,14 +138,21 @@ def write_models(folder: Path, fake: FakeUpstream, args: argparse.Namespace) -> 
     def spec(provider: str, upstream: str) -> dict[str, Any]:
         return {
             "provider": provider, "base_url": fake.base_url(provider), "model": upstream,
-            "timeout_s": 5, "max_retries": args.max_retries, "context_window": 32768,
+            "timeout_s": args.timeout_s, "max_retries": args.max_retries,
+            "context_window": 32768,
             "price_per_mtok_input": 1.0, "price_per_mtok_output": 2.0,
         }  # fmt: skip
 
     data = {
         "default_chain": DEFAULT_CHAIN,
-        "deadline_s": 15,
-        "breaker": {"failure_threshold": args.failure_threshold, "cooldown_s": args.cooldown_s},
+        "deadline_s": args.deadline_s,
+        "breaker": {
+            "failure_rate": args.failure_rate,
+            "minimum_calls": args.minimum_calls,
+            "window_s": args.window_s,
+            "cooldown_s": args.cooldown_s,
+            "half_open_probes": args.half_open_probes,
+        },
         "models": {name: spec(*MODELS[name]) for name in MODELS},
     }
     path = folder / "models.yaml"
@@ -163,6 +176,7 @@ class Router:
     url: str
     mode: str
     gateway: Any = None  # in-process only: the lifespan's Gateway
+    pid: int | None = None  # subprocess only
 
 
 class _StateTap:
@@ -179,7 +193,7 @@ class _StateTap:
 
 
 @contextlib.contextmanager
-def router_in_thread(folder: Path, models_file: Path) -> Iterator[Router]:
+def router_in_thread(folder: Path, models_file: Path, max_in_flight: int = 256) -> Iterator[Router]:
     from intent_router.api.app import create_app
     from intent_router.embedding.encoder import Encoder
 
@@ -189,6 +203,7 @@ def router_in_thread(folder: Path, models_file: Path) -> Iterator[Router]:
         models_file=models_file,
         build_on_start=True,
         cache_backend="off",  # measure dispatch: every request must reach the upstream
+        max_in_flight=max_in_flight,
     )
     tap = _StateTap(create_app(settings, encoder=Encoder(settings.encoder)))
     with serve_in_thread(tap, startup_timeout_s=300) as url:
@@ -219,7 +234,7 @@ def router_in_subprocess(folder: Path, models_file: Path) -> Iterator[Router]:
                     if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                         break
                 time.sleep(0.2)
-            yield Router(url, "subprocess")
+            yield Router(url, "subprocess", pid=proc.pid)
         finally:
             proc.terminate()
             try:
@@ -539,8 +554,8 @@ async def phase_breaker(
     # Settle: the load may have left the breaker open or with failures counted.
     if is_open(await watch.gauges(client)):
         await asyncio.sleep(cooldown + 0.1)
-    settle = await send(1)
-    if settle[0].model != DEAD or is_open(await watch.gauges(client)):
+    settle = await send(args.half_open_probes)  # half-open closes after that many successes
+    if settle[-1].model != DEAD or is_open(await watch.gauges(client)):
         failed.append("could not start from a closed breaker")
 
     # Trip it.
@@ -549,7 +564,7 @@ async def phase_breaker(
     c0 = fake.calls(uid)
     trip: list[Result] = []
     t_sent = t_recv = time.monotonic()
-    for _ in range(args.failure_threshold * 4):
+    for _ in range(args.minimum_calls * 4):
         t_sent = time.monotonic()
         trip += await send(1)
         t_recv = time.monotonic()
@@ -569,7 +584,7 @@ async def phase_breaker(
     if not is_open(await watch.gauges(client)):
         failed.append("breaker not open during its cool-down")
 
-    # After the cool-down: a burst; exactly one half-open probe may reach the dead model.
+    # After the cool-down: a burst; exactly half_open_probes probes may reach it.
     await asyncio.sleep(max(0.0, t_recv + cooldown + 0.1 - time.monotonic()))
     c_probe = fake.calls(uid)
     burst = await send(args.probe_burst, concurrent=True)
@@ -596,8 +611,12 @@ async def phase_breaker(
         failed.append(
             f"{out['open_calls']} calls reached the dead model while its breaker was open"
         )
-    if out["probe_calls"] != 1:
-        failed.append(f"{out['probe_calls']} calls in the half-open burst (expected 1)")
+    # Up to half_open_probes probes; the first failed probe reopens it, so maybe fewer.
+    expected_probes = min(args.half_open_probes, args.probe_burst)
+    if not 1 <= out["probe_calls"] <= expected_probes:
+        failed.append(
+            f"{out['probe_calls']} calls in the half-open burst (expected 1..{expected_probes})"
+        )
     if not out["reopened_after_failed_probe"]:
         failed.append("breaker not open again after the failed probe")
     if out["revived_calls"] != len(revived) or out["revived_answered_by_it"] != len(revived):
@@ -610,8 +629,9 @@ async def phase_breaker(
 
 def report_breaker(b: dict[str, Any], args: argparse.Namespace) -> None:
     print(
-        f"\n== 3. breaker on {b['model']} (failure_threshold {args.failure_threshold}, "
-        f"cool-down {args.cooldown_s} s, max_retries {args.max_retries})"
+        f"\n== 3. breaker on {b['model']} (failure_rate {args.failure_rate} over >= "
+        f"{args.minimum_calls} calls, cool-down {args.cooldown_s} s, "
+        f"{args.half_open_probes} half-open probes, max_retries {args.max_retries})"
     )
     print(f"  opened after {b['trip_requests']} requests / {b['trip_calls']} upstream calls")
     print(
@@ -649,6 +669,16 @@ async def run(router: Router, fake: FakeUpstream, args: argparse.Namespace) -> d
         report_load(load, flaky, healthy, args)
         breaker = await phase_breaker(client, router, fake, watch, args)
         report_breaker(breaker, args)
+        queries = load_queries(args.seed)
+        degraded = await phases.phase_degraded(
+            client, router.url, fake, queries, post_chat, chat_body, args
+        )
+        phases.report_degraded(degraded, args)
+        dead_ids = {name: MODELS[name][1] for name in flaky}
+        dead = await phases.phase_dead_primaries(
+            client, router.url, fake, queries, dead_ids, post_chat, chat_body, args
+        )
+        phases.report_dead(dead)
     return {
         "overhead_p50_ms": round(overhead["overhead_p50_ms"], 3),
         "overhead_p95_ms": round(overhead["overhead_p95_ms"], 3),
@@ -673,6 +703,17 @@ async def run(router: Router, fake: FakeUpstream, args: argparse.Namespace) -> d
         "load_breaker_opens": dict(load["opened"] or load["gauge_opens"]),
         "breaker_probe_calls": breaker["probe_calls"],
         "breaker_checks_passed": not breaker["failed_checks"],
+        "degraded_requests": degraded["requests"],
+        "degraded_ok": degraded["ok"],
+        "degraded_answered_pct": round(degraded["answered_pct"], 2),
+        "degraded_p50_ms": round(degraded["p50_ms"], 2),
+        "degraded_p95_ms": round(degraded["p95_ms"], 2),
+        "degraded_p99_ms": round(degraded["p99_ms"], 2),
+        "degraded_calls_per_request": round(degraded["calls_per_request"], 3),
+        "dead_requests": dead["requests"],
+        "dead_ok": dead["ok"],
+        "dead_calls_in_tail_max": dead["max_dead_calls_in_tail"],
+        "dead_calls_in_tail_total": sum(dead["dead_calls_in_tail"].values()),
     }
 
 
@@ -690,8 +731,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--p429", type=float, default=0.1)
     p.add_argument("--retry-after", type=float, default=0.05, help="seconds, sent with faults")
     p.add_argument("--max-retries", type=int, default=2, help="per model in the models file")
-    p.add_argument("--failure-threshold", type=int, default=5)
-    p.add_argument("--cooldown-s", type=float, default=2.0)
+    p.add_argument("--timeout-s", type=float, default=20.0, help="per attempt, models file")
+    p.add_argument("--deadline-s", type=float, default=60.0, help="per request, models file")
+    p.add_argument("--failure-rate", type=float, default=0.5, help="breaker: share failed")
+    p.add_argument("--minimum-calls", type=int, default=10, help="breaker: calls to judge")
+    p.add_argument("--window-s", type=float, default=30.0, help="breaker: sliding window")
+    p.add_argument("--half-open-probes", type=int, default=3)
+    p.add_argument("--cooldown-s", type=float, default=3.0)
+    p.add_argument("--dead-requests", type=int, default=1000, help="dead-primaries phase")
+    p.add_argument("--dead-tail", type=int, default=800, help="dead calls counted over these")
+    p.add_argument("--shed-max-in-flight", type=int, default=8, help="0 skips the phase")
+    p.add_argument("--shed-requests", type=int, default=64)
+    p.add_argument("--shed-latency-ms", type=float, default=100.0)
+    p.add_argument("--drain-requests", type=int, default=32, help="0 skips the SIGTERM phase")
     p.add_argument("--breaker-requests", type=int, default=20, help="sent while open")
     p.add_argument("--probe-burst", type=int, default=8, help="concurrent after the cool-down")
     p.add_argument("--seed", type=int, default=7)
@@ -708,6 +760,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.requests < 1 or args.concurrency < 1 or args.overhead_requests < 1:
         p.error("--requests, --concurrency and --overhead-requests must be >= 1")
     return args
+
+
+def extra_routers(
+    folder: Path, models_file: Path, fake: FakeUpstream, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The phases that need a router of their own: shedding (small cap) and SIGTERM drain."""
+    out: dict[str, Any] = {}
+    body = chat_body("local-llama", OVERHEAD_QUERY)
+    if args.shed_max_in_flight > 0:
+        with router_in_thread(folder, models_file, args.shed_max_in_flight) as small:
+            shed = asyncio.run(
+                phases.phase_shedding(
+                    small.url, fake, post_chat, body, args.shed_latency_ms, args.shed_requests
+                )
+            )
+        phases.report_shedding(shed, args.shed_max_in_flight)
+        out.update(
+            shed_requests=shed["requests"], shed_admitted=shed["admitted"],
+            shed_503=shed["shed"], shed_with_retry_after=shed["shed_with_retry_after"],
+            shed_admitted_p95_ms=round(shed["admitted_p95_ms"], 2),
+            shed_admitted_p95_over_upstream=round(shed["admitted_p95_over_upstream"], 2),
+        )  # fmt: skip
+    if args.drain_requests > 0:
+        with router_in_subprocess(folder, models_file) as proc:
+            assert proc.pid is not None
+            drain = asyncio.run(
+                phases.phase_drain(proc.url, proc.pid, fake, body, args.drain_requests, 1000.0)
+            )
+        phases.report_drain(drain)
+        out.update(drain_in_flight=drain["in_flight_at_sigterm"], drain_answered=drain["answered"])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -728,6 +811,7 @@ def main(argv: list[str] | None = None) -> int:
         with serve(folder, models_file) as router:
             print(f"  router at {router.url} (set-up {time.monotonic() - started:.1f} s)")
             summary = asyncio.run(run(router, fake, args))
+        summary.update(extra_routers(folder, models_file, fake, args))
     summary["total_seconds"] = round(time.monotonic() - started, 1)
     print(f"\ntotal {summary['total_seconds']} s")
     print(json.dumps(summary))

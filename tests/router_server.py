@@ -45,7 +45,7 @@ def running_router(
     config = {
         "default_chain": default_chain,
         "deadline_s": 5,
-        "breaker": {"failure_threshold": 50, "cooldown_s": 30},
+        "breaker": {"minimum_calls": 50, "cooldown_s": 30},
         "models": models,
     }
     models_file = folder / "models.yaml"

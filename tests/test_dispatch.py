@@ -108,21 +108,49 @@ def outcomes(attempts: Any) -> list[tuple[str, str, int | None]]:
 # -- complete ----------------------------------------------------------------------------
 
 
-async def test_429_then_success_honours_retry_after(
+async def test_429_on_the_last_choice_waits_for_retry_after(
+    fake: FakeUpstream, client: httpx.AsyncClient
+) -> None:
+    """The only model left: wait its Retry-After (it fits the deadline), then call again."""
+    fake.script("primary-up", Fault.http(429, retry_after=2))
+    clock = FakeClock()
+    sleeps = Sleeps(clock)
+    cfg = models(fake, ("openai", ""), rate_limit={"max_wait_s": 3})
+    d = dispatcher(
+        cfg, client, sleeps, clock=clock,
+        backoff=ExponentialJitter(rng=__import__("random").Random(1)),
+    )  # fmt: skip
+    resp = await d.complete(REQ, ["primary"], route="chat")
+    assert (resp.model, resp.text, resp.route) == ("primary", "[primary-up] hello world", "chat")
+    assert sleeps.delays == [pytest.approx(2.0)]
+    assert outcomes(resp.attempts) == [("primary", "retried", 429), ("primary", "ok", 200)]
+    assert resp.attempts[0].retry_after == 2.0
+    assert fake.calls("primary-up") == 2
+
+
+async def test_429_moves_on_and_cools_the_model_for_other_requests(
     fake: FakeUpstream, client: httpx.AsyncClient
 ) -> None:
     fake.script("primary-up", Fault.http(429, retry_after=2))
-    sleeps = Sleeps()
-    cfg = models(fake, ("openai", ""), ("anthropic", ""))
-    d = dispatcher(
-        cfg, client, sleeps, backoff=ExponentialJitter(rng=__import__("random").Random(1))
-    )
-    resp = await d.complete(REQ, CHAIN, route="chat")
-    assert (resp.model, resp.text, resp.route) == ("primary", "[primary-up] hello world", "chat")
-    assert sleeps.delays == [2.0]
-    assert outcomes(resp.attempts) == [("primary", "retried", 429), ("primary", "ok", 200)]
-    assert resp.attempts[0].retry_after == 2.0
-    assert (fake.calls("primary-up"), fake.calls("secondary-up")) == (2, 0)
+    clock = FakeClock()
+    sleeps = Sleeps(clock)
+    cfg = models(
+        fake, ("openai", ""), ("anthropic", ""),
+        breaker={"minimum_calls": 1, "failure_rate": 0.5},
+    )  # fmt: skip
+    d = dispatcher(cfg, client, sleeps, clock=clock)
+    resp = await d.complete(REQ, CHAIN)
+    assert outcomes(resp.attempts) == [("primary", "failed", 429), ("secondary", "ok", 200)]
+    assert "cooling down 2.00s" in resp.attempts[0].reason
+    assert sleeps.delays == []  # moved on at once instead of sleeping on it
+    clock.now += 1.5  # still cooling: skipped, not called
+    resp = await d.complete(REQ, CHAIN)
+    assert outcomes(resp.attempts) == [("primary", "skipped", None), ("secondary", "ok", 200)]
+    assert resp.attempts[0].reason == "cooling down after 429 (0.50s left)"
+    clock.now += 0.5
+    assert (await d.complete(REQ, CHAIN)).model == "primary"
+    assert (fake.calls("primary-up"), fake.calls("secondary-up")) == (2, 2)
+    assert d.breaker_states()["primary"] == "closed"  # back-pressure is not a failure
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
@@ -134,12 +162,27 @@ async def test_5xx_exhausts_retries_then_secondary(
     d = dispatcher(models(fake, (provider, ""), ("gemini", "")), client, sleeps)
     resp = await d.complete(REQ, CHAIN)
     assert resp.text == "[secondary-up] hello world" and resp.provider == "gemini"
+    assert outcomes(resp.attempts) == [("primary", "failed", 503), ("secondary", "ok", 200)]
+    assert sleeps.delays == []  # failover first: no backoff before the next model
+    assert (fake.calls("primary-up"), fake.calls("secondary-up")) == (1, 1)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_retries_come_after_the_chain_failed_once(
+    fake: FakeUpstream, client: httpx.AsyncClient, provider: str
+) -> None:
+    fake.always("primary-up", Fault.http(503))
+    fake.script("secondary-up", Fault.http(502))
+    sleeps = Sleeps()
+    d = dispatcher(models(fake, (provider, ""), ("gemini", "")), client, sleeps)
+    resp = await d.complete(REQ, CHAIN)
+    assert resp.model == "secondary"
     assert outcomes(resp.attempts) == [
-        ("primary", "retried", 503), ("primary", "retried", 503), ("primary", "failed", 503),
+        ("primary", "retried", 503), ("secondary", "retried", 502), ("primary", "failed", 503),
         ("secondary", "ok", 200),
     ]  # fmt: skip
-    assert sleeps.delays == [0.01, 0.01]
-    assert (fake.calls("primary-up"), fake.calls("secondary-up")) == (3, 1)
+    assert len(sleeps.delays) <= 2 and all(d <= 0.01 for d in sleeps.delays)
+    assert (fake.calls("primary-up"), fake.calls("secondary-up")) == (2, 2)
 
 
 async def test_hang_times_out_then_secondary(fake: FakeUpstream, client: httpx.AsyncClient) -> None:
@@ -195,9 +238,7 @@ async def test_unusable_200_moves_on(
 
 async def test_dropped_connection_is_retried(fake: FakeUpstream, client: httpx.AsyncClient) -> None:
     fake.script("primary-up", Fault.drop())
-    resp = await dispatcher(models(fake, ("openai", ""), ("openai", "")), client).complete(
-        REQ, CHAIN
-    )
+    resp = await dispatcher(models(fake, ("openai", "")), client).complete(REQ, ["primary"])
     assert outcomes(resp.attempts) == [("primary", "retried", None), ("primary", "ok", 200)]
     assert "connection dropped" in resp.attempts[0].reason
     assert fake.calls("primary-up") == 2
@@ -214,7 +255,7 @@ async def test_all_fail_raises_chain_exhausted_with_attempts(
     err = info.value
     assert err.status == 502
     assert outcomes(err.attempts) == [
-        ("primary", "retried", 500), ("primary", "failed", 500), ("secondary", "failed", 401),
+        ("primary", "retried", 500), ("secondary", "failed", 401), ("primary", "failed", 500),
     ]  # fmt: skip
     assert (fake.calls("primary-up"), fake.calls("secondary-up")) == (2, 1)
 
@@ -237,7 +278,7 @@ async def test_breaker_opens_skips_then_single_probe_closes(
     clock = FakeClock()
     cfg = models(
         fake, ("openai", "max_retries=0"), ("anthropic", ""),
-        breaker={"failure_threshold": 2, "cooldown_s": 30},
+        breaker={"minimum_calls": 2, "cooldown_s": 30, "half_open_probes": 1},
     )  # fmt: skip
     changes: list[str] = []
     listener = lambda n, old, new: changes.append(f"{n}:{new}")  # noqa: E731
@@ -272,7 +313,7 @@ async def test_a_probe_that_gets_a_request_fault_frees_the_half_open_slot(
     clock = FakeClock()
     cfg = models(
         fake, ("openai", "max_retries=0"), ("anthropic", ""),
-        breaker={"failure_threshold": 1, "cooldown_s": 10},
+        breaker={"minimum_calls": 1, "cooldown_s": 10, "half_open_probes": 1},
     )  # fmt: skip
     d = dispatcher(cfg, client, Sleeps(), clock=clock)
     fake.always("primary-up", Fault.http(503))
@@ -290,7 +331,7 @@ async def test_failed_probe_reopens(fake: FakeUpstream, client: httpx.AsyncClien
     clock = FakeClock()
     cfg = models(
         fake, ("gemini", "max_retries=3"), ("openai", ""),
-        breaker={"failure_threshold": 1, "cooldown_s": 10},
+        breaker={"minimum_calls": 1, "cooldown_s": 10, "half_open_probes": 1},
     )  # fmt: skip
     d = dispatcher(cfg, client, Sleeps(), clock=clock)
     fake.always("primary-up", Fault.http(500))
@@ -302,11 +343,14 @@ async def test_failed_probe_reopens(fake: FakeUpstream, client: httpx.AsyncClien
     assert fake.calls("primary-up") == 2 and d.breaker_states()["primary"] == "open"
 
 
-async def test_every_model_open_is_503(fake: FakeUpstream, client: httpx.AsyncClient) -> None:
+async def test_every_model_open_without_panic_is_503(
+    fake: FakeUpstream, client: httpx.AsyncClient
+) -> None:
     clock = FakeClock()
     cfg = models(
         fake, ("openai", "max_retries=0"), ("openai", "max_retries=0"),
-        breaker={"failure_threshold": 1, "cooldown_s": 10},
+        breaker={"minimum_calls": 1, "cooldown_s": 10, "half_open_probes": 1},
+        panic={"rate_per_s": 0},
     )  # fmt: skip
     d = dispatcher(cfg, client, clock=clock)
     fake.always("primary-up", Fault.http(503))
@@ -348,7 +392,8 @@ async def test_missing_key_env_fails_that_attempt_only(
     )
     resp = await dispatcher(cfg, client).complete(REQ, CHAIN)
     assert resp.model == "secondary"
-    assert "IR_TEST_MISSING_KEY is not set" in resp.attempts[0].reason
+    assert outcomes(resp.attempts) == [("primary", "skipped", None), ("secondary", "ok", 200)]
+    assert resp.attempts[0].reason == "key variable IR_TEST_MISSING_KEY is not set"
     assert fake.calls("primary-up") == 0
     assert fake.requests("secondary-up")[0].headers["x-api-key"] == "sk-present"
 
@@ -435,10 +480,10 @@ async def test_stream_fails_over_before_the_first_chunk(
     assert isinstance(events[-1], StreamDone)
     assert events[-1].response.model == "secondary"
     assert outcomes(events[-1].response.attempts) == [
-        ("primary", "retried", 503), ("primary", "failed", 200), ("secondary", "ok", 200),
+        ("primary", "failed", 503), ("secondary", "ok", 200),
     ]  # fmt: skip
     assert "".join(e.text for e in events[:-1]) == "[secondary-up] hello world"
-    assert (fake.calls("primary-up"), fake.calls("secondary-up")) == (2, 1)
+    assert (fake.calls("primary-up"), fake.calls("secondary-up")) == (1, 1)
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
@@ -487,10 +532,10 @@ async def test_chaos_with_retries_mostly_succeeds(
 ) -> None:
     fake.chaos(p_503=0.3, p_429=0.1, seed=7)
     cfg = models(
-        fake, ("openai", "max_retries=3"), ("anthropic", "max_retries=3"),
-        breaker={"failure_threshold": 1000, "cooldown_s": 1},
+        fake, ("openai", "max_retries=3,timeout_s=5.0"), ("gemini", "max_retries=3,timeout_s=5.0"),
+        breaker={"minimum_calls": 1000, "cooldown_s": 1}, rate_limit={"cooldown_s": 0.01},
     )  # fmt: skip
-    d = dispatcher(cfg, client)
+    d = Dispatcher(cfg, client, backoff=FixedBackoff(0.01))  # real sleeps, 10 ms each
     results = await asyncio.gather(
         *(d.complete(REQ, CHAIN) for _ in range(40)), return_exceptions=True
     )
@@ -510,3 +555,145 @@ async def test_stream_closed_early_by_the_caller(
     assert d.breaker_states()["primary"] == "closed"
     assert (await d.complete(REQ, ["primary"])).model == "primary"
     assert fake.calls("primary-up") == 2
+
+
+# -- load controls: breaker weight, retry budget, panic, bulkheads -----------------------
+
+
+async def test_a_requests_retries_count_once_in_the_breaker(
+    fake: FakeUpstream, client: httpx.AsyncClient
+) -> None:
+    """Three failed attempts of one request are one failure, not three."""
+    fake.always("primary-up", Fault.http(503))
+    cfg = models(fake, ("openai", "max_retries=2"), breaker={"minimum_calls": 2})
+    d = dispatcher(cfg, client)
+    with pytest.raises(ChainExhaustedError) as info:
+        await d.complete(REQ, ["primary"])
+    assert [a.outcome.value for a in info.value.attempts] == ["retried", "retried", "failed"]
+    assert fake.calls("primary-up") == 3
+    assert d.breaker_states()["primary"] == "closed"  # 1 outcome < minimum_calls 2
+    with pytest.raises(ChainExhaustedError):
+        await d.complete(REQ, ["primary"])
+    assert d.breaker_states()["primary"] == "open"  # 2 outcomes, both failed
+
+
+async def test_breaker_opens_on_the_rate_not_on_a_streak(
+    fake: FakeUpstream, client: httpx.AsyncClient
+) -> None:
+    cfg = models(
+        fake, ("openai", "max_retries=0"), ("anthropic", ""),
+        breaker={"minimum_calls": 10, "failure_rate": 0.5, "window_s": 30},
+    )  # fmt: skip
+    d = dispatcher(cfg, client)
+    fake.script("primary-up", *[Fault.http(503)] * 4, *[Fault.OK] * 5)  # 4 of 9 failed
+    for _ in range(9):
+        await d.complete(REQ, CHAIN)
+    assert d.breaker_states()["primary"] == "closed"
+    fake.always("primary-up", Fault.http(500))
+    await d.complete(REQ, CHAIN)  # 5 of 10: the rate reaches 50 %
+    assert d.breaker_states()["primary"] == "open"
+
+
+async def test_retry_budget_skips_retries_visibly(
+    fake: FakeUpstream, client: httpx.AsyncClient
+) -> None:
+    fake.always("primary-up", Fault.http(503))
+    cfg = models(fake, ("openai", "max_retries=2"), retry_budget={"ratio": 0, "min_per_s": 0})
+    d = dispatcher(cfg, client)
+    with pytest.raises(ChainExhaustedError) as info:
+        await d.complete(REQ, ["primary"])
+    assert outcomes(info.value.attempts) == [
+        ("primary", "failed", 503), ("primary", "skipped", None)
+    ]  # fmt: skip
+    assert info.value.attempts[1].reason == "retry skipped: retry budget exhausted"
+    assert fake.calls("primary-up") == 1
+    metrics = d.metrics()
+    assert metrics["intent_router_retries_skipped_total"][2] == [({}, 1)]
+    assert metrics["intent_router_retries_total"][2] == [({}, 0)]
+
+
+async def test_panic_trickle_when_every_breaker_is_open(
+    fake: FakeUpstream, client: httpx.AsyncClient
+) -> None:
+    clock = FakeClock()
+    cfg = models(
+        fake, ("openai", "max_retries=0"), ("gemini", "max_retries=0"),
+        breaker={"minimum_calls": 1, "cooldown_s": 30, "half_open_probes": 2},
+        panic={"rate_per_s": 1, "burst": 1},
+    )  # fmt: skip
+    d = dispatcher(cfg, client, Sleeps(clock), clock=clock)
+    fake.always("primary-up", Fault.http(503))
+    fake.always("secondary-up", Fault.http(503))
+    with pytest.raises(ChainExhaustedError):
+        await d.complete(REQ, CHAIN)
+    assert d.breaker_states() == {"primary": "open", "secondary": "open"}
+    clock.now += 1
+    for expected in ("primary", "secondary"):  # one token per model and second
+        with pytest.raises(ChainExhaustedError) as info:
+            await d.complete(REQ, CHAIN)
+        assert info.value.status == 502  # called (in panic) and failed
+        panic = info.value.attempts[-1]
+        assert (panic.model, panic.status) == (expected, 503)
+        assert panic.reason.startswith("panic: every model of the chain is unavailable")
+    with pytest.raises(ChainExhaustedError) as info:  # both buckets empty: refused, no call
+        await d.complete(REQ, CHAIN)
+    assert info.value.status == 503 and fake.calls() == 4
+    fake.reset()  # both healthy again, breakers still open for 30 s
+    clock.now += 1
+    resp = await d.complete(REQ, CHAIN)  # the trickle sees the recovery
+    assert outcomes(resp.attempts)[-1] == ("primary", "ok", 200)  # a tie: chain order
+    assert resp.attempts[-1].reason.startswith("panic")
+    assert d.breaker_states()["primary"] == "half_open"  # before its cool-down ended
+    assert (await d.complete(REQ, CHAIN)).model == "primary"  # a regular probe now
+    assert d.breaker_states()["primary"] == "closed"
+    assert d.metrics()["intent_router_panic_calls_total"][2] == [({}, 3)]
+
+
+async def test_model_at_its_cap_is_skipped(fake: FakeUpstream, client: httpx.AsyncClient) -> None:
+    fake.always("primary-up", Fault.slow(0.2))
+    cfg = models(fake, ("openai", "max_in_flight=1,timeout_s=5.0"), ("anthropic", ""))
+    d = dispatcher(cfg, client)
+    first, second = await asyncio.gather(d.complete(REQ, CHAIN), d.complete(REQ, CHAIN))
+    assert (first.model, second.model) == ("primary", "secondary")
+    assert outcomes(second.attempts)[0] == ("primary", "skipped", None)
+    assert second.attempts[0].reason == "at capacity (max_in_flight 1)"
+    assert fake.calls("primary-up") == 1
+    assert d.bulkheads.in_flight("primary") == 0
+
+
+async def test_a_cooling_model_is_called_when_the_rest_failed(
+    fake: FakeUpstream, client: httpx.AsyncClient
+) -> None:
+    clock = FakeClock()
+    sleeps = Sleeps(clock)
+    cfg = models(fake, ("openai", ""), ("anthropic", "max_retries=0"))
+    d = dispatcher(cfg, client, sleeps, clock=clock)
+    d.cooldowns.cool("primary", 1.0)
+    fake.always("secondary-up", Fault.http(503))
+    resp = await d.complete(REQ, CHAIN)
+    assert outcomes(resp.attempts) == [
+        ("primary", "skipped", None), ("secondary", "failed", 503), ("primary", "ok", 200),
+    ]  # fmt: skip
+    assert sleeps.delays == [pytest.approx(1.0)]
+
+
+async def test_unset_key_variables_are_reported_once_at_start(
+    fake: FakeUpstream, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.delenv("IR_TEST_UNSET_A", raising=False)
+    monkeypatch.delenv("IR_TEST_UNSET_B", raising=False)
+    cfg = models(
+        fake, ("openai", "api_key_env=IR_TEST_UNSET_A"), ("gemini", "api_key_env=IR_TEST_UNSET_B"),
+        ("openai", ""),
+    )  # fmt: skip
+    caplog.set_level(logging.WARNING, logger="intent_router")
+    d = dispatcher(cfg, client)
+    lines = [r.getMessage() for r in caplog.records if "key variable" in r.getMessage()]
+    assert lines == [
+        "models skipped until their key variable is set: "
+        "primary (IR_TEST_UNSET_A), secondary (IR_TEST_UNSET_B)"
+    ]
+    resp = await d.complete(REQ, ["primary", "secondary", "tertiary"])
+    assert [a.outcome.value for a in resp.attempts] == ["skipped", "skipped", "ok"]
+    assert fake.calls("primary-up") == fake.calls("secondary-up") == 0

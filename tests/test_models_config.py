@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 GOOD = """\
 default_chain: [a, b]
 deadline_s: 12
-breaker: {failure_threshold: 3, cooldown_s: 5}
+breaker: {failure_rate: 0.4, minimum_calls: 3, cooldown_s: 5}
 models:
   a:
     provider: openai
@@ -40,7 +40,7 @@ def test_loads_a_valid_file(tmp_path: Path) -> None:
     cfg = load_models(write(tmp_path, GOOD))
     assert cfg.default_chain == ["a", "b"]
     assert cfg.deadline_s == 12
-    assert cfg.breaker.failure_threshold == 3
+    assert (cfg.breaker.failure_rate, cfg.breaker.minimum_calls) == (0.4, 3)
     a = cfg.get("a")
     assert a.base_url == "http://127.0.0.1:9/v1"  # trailing slash dropped
     assert a.max_retries == 2 and a.timeout_s == 30
@@ -151,3 +151,37 @@ def test_check_chains_names_route_and_model(tmp_path: Path) -> None:
         cfg.check_chains({"empty": []})
     with pytest.raises(ModelsFileError, match="unknown model 'q'"):
         cfg.get("q")
+
+
+def test_a_model_defined_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    twice = GOOD + "  a:\n    provider: gemini\n    base_url: http://x\n    model: g\n"
+    path = write(tmp_path, twice)
+    with pytest.raises(ModelsFileError) as info:
+        load_models(path)
+    assert str(info.value) == f"{path}:16: duplicate key 'a' (first defined on line 5)"
+
+
+def test_duplicate_keys_are_refused_at_any_depth(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("    model: claude-x\n", "    model: claude-x\n" * 2))
+    with pytest.raises(ModelsFileError, match="duplicate key 'model'") as info:
+        load_models(path)
+    assert info.value.line == 16
+
+
+def test_the_old_breaker_key_is_refused_naming_the_new_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("failure_rate: 0.4", "failure_threshold: 5"))
+    with pytest.raises(ModelsFileError) as info:
+        load_models(path)
+    message = str(info.value)
+    assert info.value.line == 3 and "'failure_threshold'" in message
+    assert "failure_rate, minimum_calls and window_s" in message
+
+
+def test_models_with_an_unset_key_variable_are_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = load_models(write(tmp_path, GOOD))
+    monkeypatch.delenv("TEST_IR_KEY_A", raising=False)
+    assert cfg.missing_keys() == {"a": "TEST_IR_KEY_A"}
+    monkeypatch.setenv("TEST_IR_KEY_A", "sk-x")
+    assert cfg.missing_keys() == {}

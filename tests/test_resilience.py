@@ -1,4 +1,4 @@
-"""Backoff strategies and the breaker state machine, with injected rng and clock."""
+"""Backoff, breaker, cool-down, retry budget and panic valve, on injected rng and clock."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ import random
 import pytest
 
 from intent_router.resilience import (
+    BreakerPolicy,
     BreakerRegistry,
     BreakerState,
+    Candidate,
     CircuitBreaker,
+    Cooldowns,
     ExponentialJitter,
     FixedBackoff,
     MemoryBreakerStorage,
+    PanicValve,
+    RetryBudget,
+    least_bad,
     retry_delay,
 )
 
@@ -63,51 +69,91 @@ def test_backoff_rejects_negative_settings() -> None:
 # -- breaker ---------------------------------------------------------------------------
 
 
-def make(threshold: int = 3, cooldown: float = 10.0) -> tuple[CircuitBreaker, FakeClock, list]:
+def make(**policy: object) -> tuple[CircuitBreaker, FakeClock, list[BreakerState]]:
     clock = FakeClock()
-    changes: list[tuple[str, BreakerState, BreakerState]] = []
+    changes: list[BreakerState] = []
+    values: dict[str, object] = {"minimum_calls": 4, "failure_rate": 0.5, "window_s": 10.0,
+                                 "cooldown_s": 10.0, "half_open_probes": 1, **policy}  # fmt: skip
     breaker = CircuitBreaker(
-        "m", failure_threshold=threshold, cooldown_s=cooldown, clock=clock,
-        listeners=[lambda *c: changes.append(c)],
+        "m", BreakerPolicy(**values),  # type: ignore[arg-type]
+        clock=clock, listeners=[lambda name, old, new: changes.append(new)],
     )  # fmt: skip
     return breaker, clock, changes
 
 
-def test_opens_after_n_consecutive_failures_only() -> None:
-    b, _, changes = make(threshold=3)
-    for _ in range(2):
-        assert b.allow()
-        b.record_failure()
-    b.record_success()  # resets the count
-    for _ in range(2):
-        b.record_failure()
-    assert b.state is BreakerState.CLOSED and changes == []
+def test_opens_on_the_failure_rate_over_the_minimum_calls() -> None:
+    b, _, changes = make(minimum_calls=4, failure_rate=0.5)
     b.record_failure()
-    assert b.state is BreakerState.OPEN
-    assert changes == [("m", BreakerState.CLOSED, BreakerState.OPEN)]
+    b.record_failure()
+    b.record_failure()  # 3/3 failed, but fewer than 4 calls: not judged yet
+    assert b.state is BreakerState.CLOSED
+    b.record_success()  # 3/4 = 75 %
+    assert b.state is BreakerState.OPEN and changes == [BreakerState.OPEN]
     assert not b.allow()
 
 
-def test_cooldown_then_exactly_one_probe_then_closed() -> None:
-    b, clock, changes = make(threshold=1, cooldown=10)
-    b.record_failure()
+def test_a_failure_rate_under_the_threshold_never_opens() -> None:
+    b, clock, _ = make(minimum_calls=10, failure_rate=0.5)
+    for i in range(200):  # 40 % failures, in streaks of 4 after 6 successes
+        clock.now += 0.05
+        b.record_failure() if i % 10 >= 6 else b.record_success()
+        assert b.state is BreakerState.CLOSED
+    assert b.failure_rate() == pytest.approx(0.4, abs=0.05)
+
+
+def test_old_outcomes_leave_the_window() -> None:
+    b, clock, _ = make(minimum_calls=4, failure_rate=0.5, window_s=10)
+    for _ in range(3):
+        b.record_failure()
+    clock.now += 11  # those three are out of the window
+    for _ in range(3):
+        b.record_success()
+    b.record_failure()  # 1/4 in the window
+    assert b.state is BreakerState.CLOSED
+    assert b.failure_rate() == pytest.approx(0.25)
+
+
+def test_slow_calls_open_it_when_configured() -> None:
+    b, _, _ = make(minimum_calls=4, slow_call_s=2.0, slow_call_rate=0.75)
+    for duration in (2.5, 3.0, 0.1):
+        b.record_success(duration)
+    assert b.state is BreakerState.CLOSED
+    b.record_success(2.0)  # 3 of 4 slow
+    assert b.state is BreakerState.OPEN
+    fast, _, _ = make(minimum_calls=4)  # slow_call_s unset: durations do not matter
+    for _ in range(8):
+        fast.record_success(100.0)
+    assert fast.state is BreakerState.CLOSED
+
+
+def trip(b: CircuitBreaker) -> None:
+    for _ in range(b.policy.minimum_calls):
+        b.record_failure()
+    assert b.state is BreakerState.OPEN
+
+
+def test_half_open_admits_the_configured_probes_and_closes_when_they_succeed() -> None:
+    b, clock, changes = make(half_open_probes=3, cooldown_s=10)
+    trip(b)
     clock.now += 9.99
     assert not b.allow()
     clock.now += 0.01
-    assert b.allow()  # the probe
+    assert [b.allow() for _ in range(5)] == [True, True, True, False, False]
     assert b.state is BreakerState.HALF_OPEN
-    assert not b.allow() and not b.allow()  # concurrent callers see it open
     b.record_success()
-    assert b.state is BreakerState.CLOSED
-    assert b.allow() and b.allow()
-    assert [new for _, _, new in changes] == ["open", "half_open", "closed"]
+    b.record_success()
+    assert b.state is BreakerState.HALF_OPEN
+    b.record_success()
+    assert b.state is BreakerState.CLOSED and b.failure_rate() == 0.0  # a fresh window
+    assert changes == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
 
 
-def test_probe_failure_reopens_for_a_full_cooldown() -> None:
-    b, clock, _ = make(threshold=1, cooldown=10)
-    b.record_failure()
+def test_a_failed_probe_reopens_for_a_full_cooldown() -> None:
+    b, clock, _ = make(half_open_probes=2, cooldown_s=10)
+    trip(b)
     clock.now += 10
-    assert b.allow()
+    assert b.allow() and b.allow()
+    b.record_success()
     clock.now += 3
     b.record_failure()
     assert b.state is BreakerState.OPEN
@@ -118,8 +164,8 @@ def test_probe_failure_reopens_for_a_full_cooldown() -> None:
 
 
 def test_released_probe_lets_the_next_caller_probe() -> None:
-    b, clock, _ = make(threshold=1, cooldown=1)
-    b.record_failure()
+    b, clock, _ = make(cooldown_s=1)
+    trip(b)
     clock.now += 1
     assert b.allow()
     b.release()  # cancelled without a verdict
@@ -129,22 +175,34 @@ def test_released_probe_lets_the_next_caller_probe() -> None:
 
 
 def test_results_of_calls_started_before_opening_do_not_move_an_open_breaker() -> None:
-    b, clock, _ = make(threshold=1, cooldown=10)
-    b.record_failure()
+    b, clock, _ = make(cooldown_s=10)
+    trip(b)
     opened = clock.now
     clock.now += 5
     b.record_failure()
     b.record_success()
-    assert b.state is BreakerState.OPEN
+    assert b.state is BreakerState.OPEN and b.available_at() == opened + 10
     clock.now = opened + 10
     assert b.allow()
 
 
-def test_registry_shares_storage_and_listeners() -> None:
+def test_a_forced_probe_opens_the_half_open_door_early() -> None:
+    b, clock, changes = make(cooldown_s=30, half_open_probes=1)
+    trip(b)
+    clock.now += 1
+    b.force_probe()  # the panic trickle
+    assert b.state is BreakerState.HALF_OPEN
+    assert not b.allow()  # its permit is taken
+    b.record_success()
+    assert b.state is BreakerState.CLOSED
+    assert changes == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
+
+
+def test_registry_shares_policy_storage_and_listeners() -> None:
     clock = FakeClock()
     storage = MemoryBreakerStorage()
     seen: list[str] = []
-    reg = BreakerRegistry(failure_threshold=1, cooldown_s=5, clock=clock, storage=storage)
+    reg = BreakerRegistry(BreakerPolicy(minimum_calls=1), clock=clock, storage=storage)
     reg.add_listener(lambda name, old, new: seen.append(f"{name}:{new}"))
     reg.get("x").record_failure()
     assert reg.get("x") is reg.get("x")
@@ -152,3 +210,95 @@ def test_registry_shares_storage_and_listeners() -> None:
     assert storage.load("x").state is BreakerState.OPEN
     assert storage.load("y").state is BreakerState.CLOSED
     assert seen == ["x:open"]
+
+
+# -- 429 cool-down -----------------------------------------------------------------------
+
+
+def test_cooldown_follows_retry_after_capped() -> None:
+    clock = FakeClock()
+    c = Cooldowns(default_s=0.25, max_s=30, clock=clock)
+    assert c.remaining("m") == 0
+    assert c.cool("m", 2.0) == 2.0
+    assert c.remaining("m") == 2.0
+    clock.now += 2.0
+    assert c.remaining("m") == 0
+    assert c.cool("m", 600) == 30  # capped
+    c.cool("m", 1.0)  # a shorter one does not shorten the cool-down
+    assert c.remaining("m") == 30
+
+
+def test_cooldown_without_retry_after_doubles_until_a_success() -> None:
+    clock = FakeClock()
+    c = Cooldowns(default_s=0.25, max_s=1.0, clock=clock)
+    lengths = []
+    for _ in range(4):  # each 429 from a call sent after the previous cool-down ended
+        lengths.append(c.cool("m", None, started_at=clock.now))
+        clock.now += 2
+    assert lengths == [0.25, 0.5, 1.0, 1.0]
+    c.succeeded("m")
+    assert c.cool("m", None) == 0.25
+    assert c.remaining("other") == 0
+
+
+# -- retry budget ------------------------------------------------------------------------
+
+
+def test_retry_budget_is_a_share_of_recent_requests() -> None:
+    clock = FakeClock()
+    budget = RetryBudget(ratio=0.2, min_per_s=0.0, window_s=10, clock=clock)
+    for _ in range(50):
+        budget.record_request()
+    granted = sum(budget.try_spend() for _ in range(20))
+    assert granted == 10 and budget.skipped == 10  # 20 % of 50
+    clock.now += 11  # the window moved on: no requests, no retries
+    assert not budget.try_spend()
+    for _ in range(10):
+        budget.record_request()
+    assert budget.try_spend() and budget.try_spend() and not budget.try_spend()
+    assert (budget.retries, budget.skipped) == (12, 12)
+
+
+def test_retry_budget_keeps_a_minimum_for_low_traffic() -> None:
+    clock = FakeClock()
+    budget = RetryBudget(ratio=0.2, min_per_s=0.5, window_s=10, clock=clock)
+    budget.record_request()
+    assert sum(budget.try_spend() for _ in range(10)) == 5  # 0.5/s over 10 s
+    clock.now += 10.5
+    assert budget.try_spend()
+
+
+# -- panic trickle -----------------------------------------------------------------------
+
+
+def test_panic_valve_is_a_token_bucket_per_model() -> None:
+    clock = FakeClock()
+    valve = PanicValve(rate_per_s=2.0, burst=2, clock=clock)
+    assert [valve.take("a") for _ in range(3)] == [True, True, False]
+    assert valve.take("b")  # its own bucket
+    clock.now += 0.5  # one token back
+    assert valve.take("a") and not valve.take("a")
+    assert valve.let_through == 4
+    off = PanicValve(rate_per_s=0, clock=clock)
+    assert not off.take("a")
+
+
+def test_least_bad_prefers_the_lowest_failure_rate_then_the_earliest() -> None:
+    assert least_bad([]) is None
+    a = Candidate("a", 1.0, 50.0)
+    b = Candidate("b", 0.6, 90.0)
+    c = Candidate("c", 0.6, 70.0)
+    assert least_bad([a, b, c]) == c
+
+
+def test_a_burst_of_429s_from_calls_already_in_flight_is_one_signal() -> None:
+    clock = FakeClock()
+    c = Cooldowns(default_s=0.25, max_s=30, clock=clock)
+    started = clock.now
+    clock.now += 0.1
+    assert c.cool("m", None, started_at=started) == 0.25
+    for _ in range(10):  # the other calls sent before the first 429 came back
+        c.cool("m", None, started_at=started)
+    assert c.remaining("m") == 0.25
+    clock.now += 0.3  # a call sent after the cool-down is refused again: a real limit
+    assert c.cool("m", None, started_at=clock.now - 0.05) == 0.5

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from intent_router import logs
 from intent_router.config import Settings
-from intent_router.errors import IntentRouterError
+from intent_router.errors import ConfigError, IntentRouterError
 
 log = logging.getLogger("intent_router")
 DEFAULT_PORT = 4000  # not vLLM's 8000 nor Ollama's 11434, which local upstreams use
@@ -26,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.INFO if not args.quiet else logging.WARNING,
         json_lines=args.command == "serve" and not args.plain_logs,
     )
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader chatters at INFO
     try:
         result: int = args.handler(args)
         return result
@@ -38,7 +40,15 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
     values: dict[str, object] = {"routes_dir": args.routes, "index_dir": args.index, **extra}
     if args.encoder:
         values["encoder"] = args.encoder
-    return Settings(**values)  # type: ignore[arg-type]
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:  # a flag or an INTENT_ROUTER_* variable: one clear line
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"])
+        where = f"INTENT_ROUTER_{name.upper()} / --{name.replace('_', '-')}"
+        more = len(exc.errors()) - 1
+        extra_txt = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(f"setting {name} ({where}): {first['msg']}{extra_txt}") from None
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -124,22 +134,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from intent_router.api.app import create_app
-    from intent_router.embedding.encoder import Encoder
+    from intent_router.models import load_models
     from intent_router.routing.loader import load_routes
-    from intent_router.service import prepare_index
 
     extra: dict[str, object] = {"build_on_start": args.build}
     if args.models is not None:
         extra["models_file"] = None if str(args.models) == "none" else args.models
+    for flag in ("max_in_flight", "max_body_bytes"):
+        if getattr(args, flag) is not None:
+            extra[flag] = getattr(args, flag)
     settings = _settings(args, **extra)
+    # Refuse bad config files before loading anything: one line on stderr, no traceback.
+    routes = load_routes(settings.routes_dir)
+    if settings.models_file is not None:
+        load_models(settings.models_file).check_chains({r.name: r.chain for r in routes.routes})
+
+    import uvicorn
+
+    from intent_router.api.app import create_app
+    from intent_router.embedding.encoder import Encoder
+    from intent_router.service import prepare_index
+
     encoder = Encoder(settings.encoder)
     # Refuse a missing or stale index before binding the port, with the command to run.
-    prepare_index(
-        settings, encoder, load_routes(settings.routes_dir), build=settings.build_on_start
-    )
+    prepare_index(settings, encoder, routes, build=settings.build_on_start)
     app = create_app(settings, encoder=encoder)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
@@ -185,6 +203,16 @@ def _parser() -> argparse.ArgumentParser:
         "--models",
         type=Path,
         help="models file for dispatch (default models.yaml; 'none' serves /route only)",
+    )
+    serve.add_argument(
+        "--max-in-flight",
+        type=int,
+        help="requests served at once, then a short queue, then 503 (default 256; 0: no cap)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        help="refuse larger request bodies with 413 before reading them (default 4 MiB)",
     )
     return parser
 

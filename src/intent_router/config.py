@@ -34,3 +34,11 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache_namespace: str = "intent-router:cache"
     cache_max_entries: int = Field(default=100_000, ge=1)
+    max_in_flight: int = Field(default=256, ge=0)
+    """Requests served at once (0: no cap); beyond it a short queue, then 503 + Retry-After."""
+    max_queue: int | None = Field(default=None, ge=0)
+    """Places in the admission queue (default: as many as ``max_in_flight``)."""
+    queue_timeout_s: float = Field(default=1.0, ge=0.0, le=60.0)
+    """The longest a request waits in the admission queue before its 503."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Request bodies larger than this are refused with 413 before they are read."""

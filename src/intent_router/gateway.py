@@ -131,6 +131,7 @@ class Gateway:
                     for (r, m), n in sorted(self.answered_total.items())
                 ],
             ),
+            **self.dispatcher.metrics(),
         }
 
     async def plan(self, request: ChatRequest, model: str | None = None) -> Plan:

@@ -4,7 +4,7 @@ One YAML file, parsed once at start-up into :class:`ModelsConfig`::
 
     default_chain: [cheap-general, local-llama]
     deadline_s: 60            # one overall deadline per request (all attempts, all models)
-    breaker: {failure_threshold: 5, cooldown_s: 30}
+    breaker: {failure_rate: 0.5, minimum_calls: 20, window_s: 30, cooldown_s: 30}
     models:
       cheap-general:
         provider: openai      # openai | anthropic | gemini (openai = any compatible server)
@@ -59,6 +59,7 @@ class ModelSpec(_Strict):
         default_factory=list,
         description="models tried, in order, when a request pinned to this one fails",
     )
+    max_in_flight: int | None = Field(default=None, ge=1, description="calls at once (bulkhead)")
 
     @field_validator("base_url")
     @classmethod
@@ -66,6 +67,12 @@ class ModelSpec(_Strict):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    def missing_key_env(self) -> str | None:
+        """The name of the key variable when ``api_key_env`` is set but the variable is not."""
+        if self.api_key_env is None or os.environ.get(self.api_key_env):
+            return None
+        return self.api_key_env
 
     def api_key(self, name: str) -> str | None:
         """The key from the environment, read at call time.
@@ -86,14 +93,57 @@ class ModelSpec(_Strict):
 
 
 class BreakerSettings(_Strict):
-    failure_threshold: int = Field(default=5, ge=1, description="consecutive failures to open")
-    cooldown_s: float = Field(default=30.0, gt=0, description="open time before one probe")
+    """The ``breaker:`` block: open on a failure rate over a sliding window."""
+
+    failure_rate: float = Field(default=0.5, gt=0, le=1, description="share of failed calls")
+    minimum_calls: int = Field(default=20, ge=1, description="calls in the window to judge")
+    window_s: float = Field(default=30.0, gt=0, description="sliding window length")
+    cooldown_s: float = Field(default=30.0, gt=0, description="open time before probes")
+    half_open_probes: int = Field(default=3, ge=1, description="probes that must succeed")
+    slow_call_s: float | None = Field(default=None, gt=0, description="slower counts as slow")
+    slow_call_rate: float = Field(default=1.0, gt=0, le=1, description="share of slow calls")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, data: object) -> object:
+        if isinstance(data, dict) and "failure_threshold" in data:
+            raise ValueError(
+                "'failure_threshold' (consecutive failures) was replaced: breakers open on a "
+                "failure rate; use failure_rate, minimum_calls and window_s"
+            )
+        return data
+
+
+class RateLimitSettings(_Strict):
+    """The ``rate_limit:`` block: how a 429 cools a model down."""
+
+    cooldown_s: float = Field(default=0.25, gt=0, description="without Retry-After (doubles)")
+    max_cooldown_s: float = Field(default=30.0, gt=0, description="cap on any cool-down")
+    max_wait_s: float = Field(default=2.0, ge=0, description="wait for the last cooling model")
+
+
+class RetryBudgetSettings(_Strict):
+    """The ``retry_budget:`` block: retries as a share of live traffic."""
+
+    ratio: float = Field(default=0.5, ge=0, description="retries per request in the window")
+    min_per_s: float = Field(default=3.0, ge=0, description="retries always allowed")
+    window_s: float = Field(default=10.0, gt=0)
+
+
+class PanicSettings(_Strict):
+    """The ``panic:`` block: the trickle let through when a whole chain is unavailable."""
+
+    rate_per_s: float = Field(default=1.0, ge=0, description="per model; 0 turns it off")
+    burst: int = Field(default=1, ge=1)
 
 
 class ModelsConfig(_Strict):
     models: dict[ModelName, ModelSpec] = Field(min_length=1)
     default_chain: list[str] = Field(min_length=1)
     breaker: BreakerSettings = BreakerSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    retry_budget: RetryBudgetSettings = RetryBudgetSettings()
+    panic: PanicSettings = PanicSettings()
     deadline_s: float = Field(default=60.0, gt=0, description="default per-request deadline")
 
     @model_validator(mode="after")
@@ -116,6 +166,10 @@ class ModelsConfig(_Strict):
                 if spec.fallbacks.index(name) != i:
                     raise field_error(loc, f"model '{name}' is listed twice")
         return self
+    def missing_keys(self) -> dict[str, str]:
+        """Model name → key variable, for models whose key variable is unset."""
+        missing = {name: spec.missing_key_env() for name, spec in self.models.items()}
+        return {name: env for name, env in sorted(missing.items()) if env is not None}
 
     def get(self, name: str) -> ModelSpec:
         try:

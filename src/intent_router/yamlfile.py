@@ -37,12 +37,39 @@ def read_mapping(
         raise error(
             f"a {what} must be a mapping of keys, got {type(data).__name__}", path=path, line=1
         )
+    duplicate = first_duplicate_key(node)
+    if duplicate is not None:
+        key, line, first = duplicate
+        raise error(f"duplicate key '{key}' (first defined on line {first})", path=path, line=line)
     return data, node
 
 
 def field_error(loc: Sequence[str | int], message: str) -> PydanticCustomError:
     """An error a model validator raises to point at a nested field (``ctx['loc']``)."""
     return PydanticCustomError("field_error", "{message}", {"message": message, "loc": loc})
+
+def first_duplicate_key(node: yaml.Node | None) -> tuple[str, int, int] | None:
+    """The first key defined twice in one mapping: (key, its line, the first one's line).
+
+    PyYAML silently keeps the later value; a models file defining a model twice must not.
+    """
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            line = int(key.start_mark.line) + 1
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    return key.value, line, seen[key.value]
+                seen[key.value] = line
+            found = first_duplicate_key(value)
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = first_duplicate_key(item)
+            if found is not None:
+                return found
+    return None
 
 
 def validation_error(

@@ -57,4 +57,11 @@ async def healthz(service: Service) -> HealthResponse:
 async def metrics(service: Service, request: Request) -> str:
     """Prometheus text exposition of the router's counters."""
     gateway = request.state.gateway
-    return render_prometheus({**service.metrics(), **(gateway.metrics() if gateway else {})})
+    admission = getattr(request.app.state, "admission", None)
+    return render_prometheus(
+        {
+            **service.metrics(),
+            **(gateway.metrics() if gateway else {}),
+            **(admission.metrics() if admission else {}),
+        }
+    )

@@ -11,7 +11,10 @@ expired there, it is a miss and leaves the mirror.
 When Redis cannot be reached the backend is *down*: lookups miss and stores are dropped
 without touching the network, so a dead Redis never stalls a request. The background task
 probes Redis; when it answers, the mirror is rebuilt from the stream and the backend is
-*up* again. Each change of state is logged once.
+*up* again. Each change of state is logged once, with hysteresis: "unreachable" at the
+first failure, "reachable again" only once Redis has stayed up for ``settle_s`` (a
+recovering Redis often fails a stale connection or two right after it answers; those
+blips change the state but are not logged as recoveries and new outages).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class RedisBackend(CacheBackend):
         op_timeout_s: float = 0.3,
         block_ms: int = 250,
         probe_every_s: float = 0.5,
+        settle_s: float = 2.0,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -64,6 +68,7 @@ class RedisBackend(CacheBackend):
         self.max_entries = max_entries
         self.block_ms = block_ms
         self.probe_every_s = probe_every_s
+        self.settle_s = settle_s
         self.clock = clock
         self.sleep = sleep
         # Request path: short timeouts. Stream reader: its own connection, allowed to block.
@@ -80,7 +85,8 @@ class RedisBackend(CacheBackend):
         self._last_id = b"0-0"
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._was_down_logged = False
+        self._logged: str | None = None  # the state last logged: None, "up" or "down"
+        self._up_since = 0.0
         self.errors = 0
         self.resyncs = 0
 
@@ -95,18 +101,25 @@ class RedisBackend(CacheBackend):
 
     def _mark_down(self, exc: BaseException) -> None:
         self.errors += 1
-        if self._up or not self._was_down_logged:
-            self._was_down_logged = True
-            self._up = False
+        self._up = False
+        if self._logged != "down":
+            self._logged = "down"
             log.warning("cache redis %s unreachable, caching paused: %s", self.url, exc)
 
     def _mark_up(self) -> None:
         if not self._up:
             self._up = True
-            if self.resyncs == 1:
-                log.info("cache redis %s connected, mirror synced", self.url)
-            else:
-                log.warning("cache redis %s reachable again, mirror re-synced", self.url)
+            self._up_since = self.clock()
+        if self._logged is None:
+            self._logged = "up"
+            log.info("cache redis %s connected, mirror synced", self.url)
+        self._log_recovery()
+
+    def _log_recovery(self) -> None:
+        """Log "reachable again" once Redis has been up for ``settle_s`` since an outage."""
+        if self._up and self._logged == "down" and self.clock() - self._up_since >= self.settle_s:
+            self._logged = "up"
+            log.warning("cache redis %s reachable again, mirror re-synced", self.url)
 
     async def start(self) -> None:
         """Connect and sync once (if Redis is there), then keep the mirror in sync."""
@@ -129,6 +142,7 @@ class RedisBackend(CacheBackend):
     async def _run(self) -> None:
         # redis-py may turn a cancelled read into a connection error; the flag still stops us.
         while not self._closing:
+            self._log_recovery()
             if not self._up:
                 await self.sleep(self.probe_every_s)
                 await self._recover()
@@ -149,6 +163,7 @@ class RedisBackend(CacheBackend):
         """Probe Redis; when it answers, rebuild the mirror from the stream."""
         try:
             await self._redis.ping()
+            await self._reader.ping()  # drop the reader's stale connection too
             self.mirror.clear()
             self._last_id = b"0-0"
             while True:

@@ -1,19 +1,32 @@
-"""Circuit breaker per model endpoint, as explicit states (pybreaker-style).
+"""Circuit breaker per model: a failure *rate* over a sliding window, as explicit states.
 
 ::
 
-    CLOSED ──N consecutive failures──▶ OPEN ──cool-down elapsed, one caller──▶ HALF_OPEN
-       ▲                                 ▲                                        │
-       └──────────── probe succeeds ─────┼────────────────────────────────────────┤
-                                         └──────────── probe fails ───────────────┘
+    CLOSED ──failure rate ≥ threshold over ≥ minimum calls──▶ OPEN
+       ▲                                                       │ cool-down elapsed
+       │                                                       ▼
+       └──── half_open_probes probes succeed ──── HALF_OPEN ───┘
+                                                     │ a probe fails
+                                                     └──────────────▶ OPEN (cool-down again)
 
-While OPEN every caller is refused. After the cool-down the first caller to ask gets the
-single probe (the breaker turns HALF_OPEN); callers arriving while the probe is in flight
-are refused as if it were still open. The clock is injected so tests never sleep.
+The resilience4j / Hystrix model: while CLOSED every outcome goes into a time-based
+sliding window (``window_s`` long, 10 buckets). The breaker opens when, over at least
+``minimum_calls`` outcomes in the window, the failure rate reaches ``failure_rate`` — or,
+when ``slow_call_s`` is set, the share of successes slower than it reaches
+``slow_call_rate``. Bad luck (a few failures among many calls) does not open it.
+
+While OPEN every caller is refused. After ``cooldown_s`` the breaker turns HALF_OPEN and
+hands out ``half_open_probes`` permits; it closes (with an empty window) once that many
+probes succeeded and reopens on the first probe that fails. A probe that ends without a
+verdict (cancelled, or the request's own fault) gives its permit back (:meth:`release`).
+
+The caller decides what one *outcome* is: the dispatcher reports one per request per
+model (the final result of that model's attempts), so retries do not multiply a
+request's weight, and 429s (back-pressure) are not reported at all.
 
 State lives in a :class:`BreakerStorage` (in memory here). The seam is two methods so a
-shared store (e.g. Redis) can be added later; such a store would need an atomic
-compare-and-set for the probe hand-out.
+shared store (e.g. Redis) can be added; such a store would need an atomic compare-and-set
+for the probe hand-out. The clock is injected so tests never sleep.
 """
 
 from __future__ import annotations
@@ -21,11 +34,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
+from intent_router.resilience.window import Window
+
 log = logging.getLogger(__name__)
+Clock = Callable[[], float]
 
 
 class BreakerState(StrEnum):
@@ -35,11 +51,25 @@ class BreakerState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When a breaker opens and how it recovers (the models file's ``breaker:`` block)."""
+
+    failure_rate: float = 0.5
+    minimum_calls: int = 20
+    window_s: float = 30.0
+    cooldown_s: float = 30.0
+    half_open_probes: int = 3
+    slow_call_s: float | None = None
+    slow_call_rate: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class BreakerRecord:
     state: BreakerState = BreakerState.CLOSED
-    failures: int = 0  # consecutive failures while closed
+    window: Window = field(default_factory=Window)  # (calls, failures, slow) while CLOSED
     opened_at: float = 0.0
-    probe_in_flight: bool = False
+    probes_out: int = 0  # HALF_OPEN: permits handed out and not given back
+    probes_ok: int = 0  # HALF_OPEN: probes that succeeded
 
 
 class BreakerStorage(Protocol):
@@ -69,11 +99,8 @@ class _State:
     def allow(self, b: CircuitBreaker, r: BreakerRecord) -> bool:
         raise NotImplementedError
 
-    def on_success(self, b: CircuitBreaker, r: BreakerRecord) -> None:
-        b._save(BreakerRecord())
-
-    def on_failure(self, b: CircuitBreaker, r: BreakerRecord) -> None:
-        b._open()
+    def on_result(self, b: CircuitBreaker, r: BreakerRecord, failed: bool, slow: bool) -> None:
+        raise NotImplementedError
 
 
 class _Closed(_State):
@@ -82,62 +109,71 @@ class _Closed(_State):
     def allow(self, b: CircuitBreaker, r: BreakerRecord) -> bool:
         return True
 
-    def on_success(self, b: CircuitBreaker, r: BreakerRecord) -> None:
-        if r.failures:
-            b._save(replace(r, failures=0))
-
-    def on_failure(self, b: CircuitBreaker, r: BreakerRecord) -> None:
-        if r.failures + 1 >= b.failure_threshold:
+    def on_result(self, b: CircuitBreaker, r: BreakerRecord, failed: bool, slow: bool) -> None:
+        p = b.policy
+        window = r.window.add(b.clock(), (1, int(failed), int(slow)), span_s=p.window_s)
+        calls, failures, slow_calls = window.totals(b.clock(), span_s=p.window_s, width=3)
+        too_many_failures = failures >= p.failure_rate * calls
+        too_slow = p.slow_call_s is not None and slow_calls >= p.slow_call_rate * calls
+        if calls >= p.minimum_calls and (too_many_failures or too_slow):
+            why = "failure" if too_many_failures else "slow-call"
+            count = failures if too_many_failures else slow_calls
+            log.warning(
+                "breaker %s opened: %s rate %d/%d in %gs", b.name, why, count, calls, p.window_s
+            )
             b._open()
         else:
-            b._save(replace(r, failures=r.failures + 1))
+            b._save(replace(r, window=window))
 
 
 class _Open(_State):
     kind = BreakerState.OPEN
 
     def allow(self, b: CircuitBreaker, r: BreakerRecord) -> bool:
-        if b.clock() - r.opened_at < b.cooldown_s:
+        if b.clock() - r.opened_at < b.policy.cooldown_s:
             return False
-        b._save(replace(r, state=BreakerState.HALF_OPEN, probe_in_flight=True))
+        b._save(BreakerRecord(state=BreakerState.HALF_OPEN, opened_at=r.opened_at, probes_out=1))
         return True
 
-    def on_success(self, b: CircuitBreaker, r: BreakerRecord) -> None:
+    def on_result(self, b: CircuitBreaker, r: BreakerRecord, failed: bool, slow: bool) -> None:
         """A call begun before the breaker opened: no verdict on the open endpoint."""
-
-    def on_failure(self, b: CircuitBreaker, r: BreakerRecord) -> None:
-        """Already open: keep the original cool-down."""
 
 
 class _HalfOpen(_State):
     kind = BreakerState.HALF_OPEN
 
     def allow(self, b: CircuitBreaker, r: BreakerRecord) -> bool:
-        if r.probe_in_flight:
+        if r.probes_out >= b.policy.half_open_probes:
             return False
-        b._save(replace(r, probe_in_flight=True))
+        b._save(replace(r, probes_out=r.probes_out + 1))
         return True
+
+    def on_result(self, b: CircuitBreaker, r: BreakerRecord, failed: bool, slow: bool) -> None:
+        if failed:
+            b._open()
+        elif r.probes_ok + 1 >= b.policy.half_open_probes:
+            b._save(BreakerRecord())
+        else:
+            b._save(replace(r, probes_ok=r.probes_ok + 1))
 
 
 _STATES: dict[BreakerState, _State] = {s.kind: s for s in (_Closed(), _Open(), _HalfOpen())}
 
 
 class CircuitBreaker:
-    """One breaker; call :meth:`allow` before each call and report its result."""
+    """One breaker; call :meth:`allow` before a call and report its outcome once."""
 
     def __init__(
         self,
         name: str,
+        policy: BreakerPolicy | None = None,
         *,
-        failure_threshold: int = 5,
-        cooldown_s: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
         storage: BreakerStorage | None = None,
         listeners: Iterable[Listener] = (),
     ) -> None:
         self.name = name
-        self.failure_threshold = failure_threshold
-        self.cooldown_s = cooldown_s
+        self.policy = policy if policy is not None else BreakerPolicy()
         self.clock = clock
         self._storage = storage if storage is not None else MemoryBreakerStorage()
         # A list is kept by reference so a registry's later listeners reach its breakers.
@@ -148,23 +184,48 @@ class CircuitBreaker:
         return self._storage.load(self.name).state
 
     def allow(self) -> bool:
-        """May a call go through now? In half-open, True for exactly one caller."""
+        """May a call go through now? In half-open, True for ``half_open_probes`` callers."""
         r = self._storage.load(self.name)
         return _STATES[r.state].allow(self, r)
 
-    def record_success(self) -> None:
+    def record_success(self, duration_s: float = 0.0) -> None:
+        slow = self.policy.slow_call_s is not None and duration_s >= self.policy.slow_call_s
         r = self._storage.load(self.name)
-        _STATES[r.state].on_success(self, r)
+        _STATES[r.state].on_result(self, r, False, slow)
 
     def record_failure(self) -> None:
         r = self._storage.load(self.name)
-        _STATES[r.state].on_failure(self, r)
+        _STATES[r.state].on_result(self, r, True, False)
 
     def release(self) -> None:
-        """Give back a half-open probe that ended without a verdict (cancelled)."""
+        """Give back a half-open permit that ended without a verdict."""
         r = self._storage.load(self.name)
-        if r.state is BreakerState.HALF_OPEN and r.probe_in_flight:
-            self._storage.save(self.name, replace(r, probe_in_flight=False))
+        if r.state is BreakerState.HALF_OPEN and r.probes_out > 0:
+            self._storage.save(self.name, replace(r, probes_out=r.probes_out - 1))
+
+    def force_probe(self) -> None:
+        """Take a probe permit even while open (the panic trickle); no-op when closed."""
+        r = self._storage.load(self.name)
+        if r.state is BreakerState.OPEN:
+            self._save(BreakerRecord(state=BreakerState.HALF_OPEN, opened_at=r.opened_at))
+            r = self._storage.load(self.name)
+        if r.state is BreakerState.HALF_OPEN:
+            self._storage.save(self.name, replace(r, probes_out=r.probes_out + 1))
+
+    def failure_rate(self) -> float:
+        """Failures / calls in the window (1.0 while open or half-open, 0.0 without calls)."""
+        r = self._storage.load(self.name)
+        if r.state is not BreakerState.CLOSED:
+            return 1.0
+        calls, failures, _ = r.window.totals(self.clock(), span_s=self.policy.window_s, width=3)
+        return failures / calls if calls else 0.0
+
+    def available_at(self) -> float:
+        """When a call may next be let through (now unless open and cooling)."""
+        r = self._storage.load(self.name)
+        if r.state is BreakerState.OPEN:
+            return r.opened_at + self.policy.cooldown_s
+        return self.clock()
 
     def _open(self) -> None:
         self._save(BreakerRecord(state=BreakerState.OPEN, opened_at=self.clock()))
@@ -173,25 +234,23 @@ class CircuitBreaker:
         old = self._storage.load(self.name).state
         self._storage.save(self.name, record)
         if old is not record.state:
-            log.debug("breaker %s: %s -> %s", self.name, old.value, record.state.value)
+            log.info("breaker %s: %s -> %s", self.name, old.value, record.state.value)
             for listener in self._listeners:
                 listener(self.name, old, record.state)
 
 
 class BreakerRegistry:
-    """One breaker per model name, sharing settings, clock, storage and listeners."""
+    """One breaker per model name, sharing policy, clock, storage and listeners."""
 
     def __init__(
         self,
+        policy: BreakerPolicy | None = None,
         *,
-        failure_threshold: int = 5,
-        cooldown_s: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
         storage: BreakerStorage | None = None,
         listeners: Iterable[Listener] = (),
     ) -> None:
-        self.failure_threshold = failure_threshold
-        self.cooldown_s = cooldown_s
+        self.policy = policy if policy is not None else BreakerPolicy()
         self._clock = clock
         self._storage = storage if storage is not None else MemoryBreakerStorage()
         self._listeners = list(listeners)
@@ -201,8 +260,7 @@ class BreakerRegistry:
         if name not in self._breakers:
             self._breakers[name] = CircuitBreaker(
                 name,
-                failure_threshold=self.failure_threshold,
-                cooldown_s=self.cooldown_s,
+                self.policy,
                 clock=self._clock,
                 storage=self._storage,
                 listeners=self._listeners,
