@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from intent_router import anthropic_compat
+from intent_router import anthropic_compat, anthropic_render
 from intent_router.anthropic_compat import CountTokensRequest, MessagesRequest
 from intent_router.api.completions import CacheControl, router_headers
 from intent_router.api.deps import Gateway
@@ -67,13 +67,13 @@ async def messages(
             request, model=body.model, endpoint="messages", directives=directives
         )
         return JSONResponse(
-            {**anthropic_compat.message_body(answer.response), "x_cache": answer.cache.to_dict()},
+            {**anthropic_render.message_body(answer.response), "x_cache": answer.cache.to_dict()},
             headers=router_headers(answer.plan, answer.response, answer.cache),
         )
     stream = await gateway.stream(
         request, model=body.model, endpoint="messages", directives=directives
     )
-    lines = anthropic_compat.sse_events(
+    lines = anthropic_render.sse_events(
         stream.events, model=stream.model, input_tokens=request.estimated_input_tokens()
     )
     headers = router_headers(stream.plan, None, stream.cache)
