@@ -12,7 +12,7 @@ import httpx
 import pytest
 from tests.router_server import model, running_router
 
-from intent_router import anthropic_compat
+from intent_router import anthropic_compat, anthropic_render
 from intent_router.embedding.encoder import Encoder
 from intent_router.providers import ImagePart, TextPart, ToolCall, ToolChoice
 from intent_router.testing import FakeUpstream, Fault
@@ -320,7 +320,7 @@ def test_tool_calls_answer_as_tool_use_blocks() -> None:
         upstream_model="u", provider="openai", route=None, cost_usd=0.0, latency_ms=1.0,
         attempts=(), choices=(Choice(0, "checking", (call,), "tool_calls"),),
     )  # fmt: skip
-    body = anthropic_compat.message_body(response)
+    body = anthropic_render.message_body(response)
     assert body["stop_reason"] == "tool_use"
     assert body["content"] == [
         {"type": "text", "text": "checking"},

@@ -134,12 +134,15 @@ class Gateway:
             **self.dispatcher.metrics(),
         }
 
+    def check_model(self, model: str) -> None:
+        """Raise UnknownModelError unless ``model`` is ``auto`` or a configured model."""
+        if model != AUTO and model not in self.models.models:
+            raise UnknownModelError(model, [AUTO, *sorted(self.models.models)])
+
     async def plan(self, request: ChatRequest, model: str | None = None) -> Plan:
         if model is not None and model != AUTO:
-            spec = self.models.models.get(model)
-            if spec is None:
-                raise UnknownModelError(model, [AUTO, *sorted(self.models.models)])
-            chain = [model, *spec.fallbacks]
+            self.check_model(model)
+            chain = [model, *self.models.models[model].fallbacks]
             text = routing_text(request)
             vector = await self.router.embed(text) if self.cache else np.zeros(0)
             return Plan(decision=None, chain=chain, pinned=model, text=text, vector=vector)

@@ -12,7 +12,6 @@ from intent_router import openai_compat
 from intent_router.api.deps import Gateway
 from intent_router.api.schemas import COMPLETION_ERRORS, ERRORS, CompleteRequest
 from intent_router.cache import parse_cache_control
-from intent_router.errors import UnknownModelError
 from intent_router.gateway import AUTO, Plan
 from intent_router.providers import ChatResponse
 from intent_router.request_cache import CacheInfo
@@ -105,6 +104,5 @@ async def list_models(gateway: Gateway) -> dict[str, Any]:
 @router.get("/v1/models/{model_id:path}", responses=ERRORS)
 async def get_model(model_id: str, gateway: Gateway) -> dict[str, Any]:
     """One model: ``auto`` or a configured name; 404 ``model_not_found`` otherwise."""
-    if model_id != AUTO and model_id not in gateway.models.models:
-        raise UnknownModelError(model_id, [AUTO, *sorted(gateway.models.models)])
+    gateway.check_model(model_id)
     return _model_card(model_id, int(time.time()))

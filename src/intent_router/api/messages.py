@@ -13,13 +13,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from intent_router import anthropic_compat
+from intent_router import anthropic_compat, anthropic_render
 from intent_router.anthropic_compat import CountTokensRequest, MessagesRequest
 from intent_router.api.completions import CacheControl, router_headers
 from intent_router.api.deps import Gateway
 from intent_router.cache import parse_cache_control
-from intent_router.errors import UnknownModelError
-from intent_router.gateway import AUTO
 from intent_router.wire_schema import CROSS_FIELD_RULES
 
 router = APIRouter()
@@ -67,13 +65,13 @@ async def messages(
             request, model=body.model, endpoint="messages", directives=directives
         )
         return JSONResponse(
-            {**anthropic_compat.message_body(answer.response), "x_cache": answer.cache.to_dict()},
+            {**anthropic_render.message_body(answer.response), "x_cache": answer.cache.to_dict()},
             headers=router_headers(answer.plan, answer.response, answer.cache),
         )
     stream = await gateway.stream(
         request, model=body.model, endpoint="messages", directives=directives
     )
-    lines = anthropic_compat.sse_events(
+    lines = anthropic_render.sse_events(
         stream.events, model=stream.model, input_tokens=request.estimated_input_tokens()
     )
     headers = router_headers(stream.plan, None, stream.cache)
@@ -89,6 +87,5 @@ async def messages(
 async def count_tokens(gateway: Gateway, body: CountTokensRequest) -> dict[str, int]:
     """An ESTIMATE of the prompt's tokens (4 characters a token, images at a flat price),
     the same the router uses to skip models whose context window is too small."""
-    if body.model != AUTO and body.model not in gateway.models.models:
-        raise UnknownModelError(body.model, [AUTO, *sorted(gateway.models.models)])
+    gateway.check_model(body.model)
     return {"input_tokens": anthropic_compat.to_canonical(body).estimated_input_tokens()}
