@@ -714,6 +714,8 @@ async def run(router: Router, fake: FakeUpstream, args: argparse.Namespace) -> d
         "dead_ok": dead["ok"],
         "dead_calls_in_tail_max": dead["max_dead_calls_in_tail"],
         "dead_calls_in_tail_total": sum(dead["dead_calls_in_tail"].values()),
+        "dead_tail_seconds": round(dead["tail_seconds"], 1),
+        "dead_probe_bound": dead["probe_bound"],
     }
 
 

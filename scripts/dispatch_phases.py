@@ -137,6 +137,7 @@ async def phase_dead_primaries(
 
     def mark() -> None:
         snapshot.update({name: fake.calls(uid) for name, uid in dead.items()})
+        snapshot["_at"] = int(time.monotonic() * 1000)
 
     before = fake.calls()
     bodies = [body("auto", queries[i % len(queries)]) for i in range(n)]
@@ -151,6 +152,10 @@ async def phase_dead_primaries(
     out = summarise(results, n, seconds, fake.calls() - before)
     tail = {name: fake.calls(uid) - snapshot.get(name, 0) for name, uid in dead.items()}
     out["tail_requests"] = args.dead_tail
+    tail_s = (time.monotonic() * 1000 - snapshot.get("_at", 0)) / 1000
+    out["tail_seconds"] = tail_s
+    # Only probes may reach an open breaker: half_open_probes per cool-down at most.
+    out["probe_bound"] = args.half_open_probes * (int(tail_s // args.cooldown_s) + 1)
     out["dead_calls_in_tail"] = tail
     out["max_dead_calls_in_tail"] = max(tail.values()) if tail else 0
     return out
@@ -164,7 +169,8 @@ def report_dead(d: dict[str, Any]) -> None:
     )
     print(
         f"  calls that reached a dead model in the last {d['tail_requests']} requests: "
-        f"{d['dead_calls_in_tail']} (max {d['max_dead_calls_in_tail']} per model: probes only)"
+        f"{d['dead_calls_in_tail']} (max {d['max_dead_calls_in_tail']} per model) over "
+        f"{d['tail_seconds']:.1f} s; probes alone allow at most {d['probe_bound']} per model"
     )
     for example in d["lost_examples"]:
         print(f"  lost: {example}")

@@ -146,8 +146,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args, **extra)
     # Refuse bad config files before loading anything: one line on stderr, no traceback.
     routes = load_routes(settings.routes_dir)
-    if settings.models_file is not None:
-        load_models(settings.models_file).check_chains({r.name: r.chain for r in routes.routes})
+    models = load_models(settings.models_file) if settings.models_file is not None else None
 
     import uvicorn
 
@@ -158,6 +157,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     encoder = Encoder(settings.encoder)
     # Refuse a missing or stale index before binding the port, with the command to run.
     prepare_index(settings, encoder, routes, build=settings.build_on_start)
+    if models is not None:  # after the index check, as the server's start-up does it
+        models.check_chains({r.name: r.chain for r in routes.routes})
     app = create_app(settings, encoder=encoder)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
