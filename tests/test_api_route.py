@@ -81,7 +81,7 @@ def test_yaml_threshold_overrides_the_default(
     [
         ({"query": ""}, "non-whitespace"),
         ({"query": "   \n\t "}, "non-whitespace"),
-        ({}, "Field required"),
+        ({}, "exactly one of 'query' or 'messages'"),
         ({"query": 42}, "string"),
         ({"query": "hi", "extra": 1}, "Extra inputs"),
     ],
