@@ -16,7 +16,8 @@ Shipped routes (``--routes``, default ``routes/``) on ``--llm-data`` (default
 Conversations (``--conversations``, default ``scripts/data/conversations.jsonl``) on the
 shipped routes: each chat routed on its last user turn alone (before) and as a conversation
 (:meth:`RouterService.route_conversation`, after), accuracy per kind (follow-ups that stay,
-topic switches) on the development half, the held-out half and both; then ``POST /route``
+topic switches) on each split (``dev``, ``holdout``, ``fresh``; see scripts/data/README.md)
+and all together; then ``POST /route``
 latency for a conversation of 6 user turns against a single query (median ratio, one run).
 
     python3 scripts/bench_accuracy.py                # everything (~15 min on 2 busy cores)
@@ -28,7 +29,8 @@ macro_f1, build_utterances_per_s, fit_threshold, rebuild_embedded, rebuild_reuse
 llm_routes_in_scope_accuracy, llm_routes_oos_recall (only the last two with --routes-eval),
 multiturn_follow_up, multiturn_switch, multiturn_last_turn_only_follow_up,
 multiturn_last_turn_only_switch, multiturn_holdout_follow_up, multiturn_holdout_switch,
-multiturn_route_latency_ratio (the multiturn keys also with --routes-eval).
+multiturn_fresh_follow_up, multiturn_fresh_switch, multiturn_route_latency_ratio (the
+multiturn keys also with --routes-eval).
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ def multiturn(args: argparse.Namespace, encoder: Encoder, work: Path) -> dict[st
     rows = asyncio.run(_route_chats(RouterService.from_settings(settings, encoder), chats))
     accuracy: dict[tuple[str, str, str], float] = {}
     print(f"{'split':8} {'kind':10} {'chats':>5} {'last turn only':>15} {'conversation':>13}")
-    for split in ("dev", "holdout", "all"):
+    for split in ("dev", "holdout", "fresh", "all"):
         for kind in ("follow_up", "switch"):
             sub = [r for r in rows if r[0]["kind"] == kind and split in ("all", r[0]["split"])]
             for way, column in (("last", 1), ("conversation", 2)):
@@ -174,9 +176,9 @@ def multiturn(args: argparse.Namespace, encoder: Encoder, work: Path) -> dict[st
                 accuracy[(split, kind, way)] = round(hits / max(len(sub), 1), 4)
             before, after = accuracy[(split, kind, "last")], accuracy[(split, kind, "conversation")]
             print(f"{split:8} {kind:10} {len(sub):5d} {before:15.1%} {after:13.1%}")
-    print("misrouted as a conversation (held-out half):")
+    print("misrouted as a conversation (held-out and fresh chats):")
     for chat, _, route, why in rows:
-        if chat["split"] == "holdout" and route != chat["route"]:
+        if chat["split"] != "dev" and route != chat["route"]:
             print(f"  {chat['kind']:9} want {chat['route']!s:16} got {route!s:16} ({why})")
     ratio = _route_latency_ratio(settings, encoder)
     return {
@@ -186,6 +188,8 @@ def multiturn(args: argparse.Namespace, encoder: Encoder, work: Path) -> dict[st
         "multiturn_last_turn_only_switch": accuracy[("all", "switch", "last")],
         "multiturn_holdout_follow_up": accuracy[("holdout", "follow_up", "conversation")],
         "multiturn_holdout_switch": accuracy[("holdout", "switch", "conversation")],
+        "multiturn_fresh_follow_up": accuracy[("fresh", "follow_up", "conversation")],
+        "multiturn_fresh_switch": accuracy[("fresh", "switch", "conversation")],
         "multiturn_route_latency_ratio": ratio,
     }
 

@@ -151,6 +151,7 @@ def test_plan_reads_user_turns_only_and_bounds_what_it_embeds() -> None:
     plan = conversation.plan_turns(turns)
     assert plan.last == 8 and plan.last_text == "thanks. now make it shorter please"
     assert plan.clauses == ("now make it shorter please",)
+    assert plan.referential and not plan.topic_change  # short, and "it" points back
     assert MAX_CONTEXT_TURNS == 2 and plan.context == (5, 3)  # most recent first, blank skipped
     assert all(len(text) <= CONTEXT_CHARS for text in plan.context_texts)
     assert plan.texts()[0] == plan.last_text and len(plan.texts()) == 1 + 1 + len(plan.context)
@@ -160,7 +161,7 @@ def test_a_topic_change_is_read_from_the_last_turn_and_not_embedded_as_a_clause(
     plan = conversation.plan_turns(
         [("user", "solve 3x = 9"), ("user", "different question: who wrote Hamlet?")]
     )
-    assert plan.topic_change
+    assert plan.topic_change and not plan.referential
     assert plan.clauses == ("who wrote Hamlet?",)
 
 

@@ -21,15 +21,17 @@ The method, in two steps (measured on ``scripts/data/conversations.jsonl``, see 
      of its threshold) → the last turn alone (it may leave to no route);
    * the last turn's best route is the context route → that route;
    * the last turn is confident on another route (score ≥ its threshold +
-     :data:`MOVE_MARGIN`) → it moves;
+     :data:`MOVE_MARGIN`, or + :data:`REFERENTIAL_MARGIN` when it is short and points back
+     with "it", "that", "them", a leading "and"/"now"…) → it moves;
    * otherwise it is a follow-up ("make it shorter", "and the second derivative?") → the
      context decides.
 
+The referential bar changes nothing on the development half; it is there for follow-ups
+like the issue's "make it shorter" (which the last turn alone sends to summarization).
 Tried and left out because they did not help on the development half: the assistant turns'
 text in the context (same or lower accuracy, and more to embed), averaging route scores
-instead of vectors (same), a higher bar for moving when the last turn is short and
-referential ("it", "that", leading "and"/"now"), concatenating the previous turn with the
-last one.
+instead of vectors (same), concatenating the previous turn with the last one, 1 or 3
+earlier turns instead of 2 (same).
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ RECENCY_DECAY = 0.5
 MOVE_MARGIN = 0.07
 """How far above its route's threshold the last turn must score to leave the context route."""
 
+REFERENTIAL_MARGIN = 0.22
+"""The bar for a short referential last turn ("make it shorter", "is it rude to say?"): it
+leans on the earlier turns, so only a strong ask ("translate it into Spanish") moves it."""
+
+REFERENTIAL_MAX_WORDS = 8
+
 CONTEXT_SLACK = 0.08
 """How far below its threshold the context may score and still hold a follow-up: earlier
 turns are often a short ask plus pasted text, which dilutes their score, and the follow-up
@@ -71,9 +79,14 @@ MIN_CLAUSE_WORDS = 3
 _CLAUSE_SPLIT = re.compile(  # after . ! ? ; : — before a dash — before ", but/and/so/now/also"
     r"(?<=[.!?;:])\s+|\s+(?:\u2014|\u2013|--)\s+|,\s+(?=(?:but|and|so|now|also)\b)"
 )
+_REFERENTIAL = re.compile(  # closed-class words that point back, or a continuing first word
+    r"\b(it|its|that|this|these|those|them|they|one|ones|same|instead|again|another)\b"
+    r"|^\W*(and|also|now|so|then|but|or|ok|okay|plus|what about|how about)\b",
+    re.IGNORECASE,
+)
 _TOPIC_CHANGE = re.compile(
-    r"\b(unrelated|different (question|topic|thing|task|subject)|separate (question|thing)"
-    r"|new (question|topic)|another (question|topic)|by the way|btw|switching (topics?|gears)"
+    r"\b(unrelated|(different|separate|new) (question|topic|thing|task|subject|request)"
+    r"|another (question|topic|subject)|by the way|btw|switching (topics?|gears)"
     r"|random question|change of (topic|subject)|on another note|something (else|different)"
     r"|totally different|never ?mind)\b",
     re.IGNORECASE,
@@ -89,6 +102,7 @@ class TurnPlan:
     last: int
     last_text: str
     clauses: tuple[str, ...] = ()
+    referential: bool = False  # short, and points back at the earlier turns
     context: tuple[int, ...] = ()  # message indexes, most recent first
     context_texts: tuple[str, ...] = ()
     topic_change: bool = False
@@ -153,6 +167,7 @@ def plan_turns(turns: Sequence[Turn], *, clean: Callable[[str], str] | None = No
         context=tuple(i for i, _ in earlier),
         context_texts=tuple(" ".join(t.split())[:CONTEXT_CHARS] for _, t in earlier),
         topic_change=bool(_TOPIC_CHANGE.search(text)),
+        referential=len(text.split()) <= REFERENTIAL_MAX_WORDS and bool(_REFERENTIAL.search(text)),
     )
 
 
@@ -182,7 +197,8 @@ def decide(
         if reading.route is not None:
             return result("the last turn agrees with the earlier turns")
         return result("follow-up on the route of the earlier turns", by="context")
-    if reading.route is not None and reading.score >= reading.threshold + MOVE_MARGIN:
+    margin = REFERENTIAL_MARGIN if plan.referential else MOVE_MARGIN
+    if reading.route is not None and reading.score >= reading.threshold + margin:
         return result("the last turn asks for something else")
     return result("follow-up on the route of the earlier turns", by="context")
 
