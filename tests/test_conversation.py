@@ -6,6 +6,8 @@ its lifespan running and, for completions, the fake upstream on loopback.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -206,7 +208,7 @@ def test_route_refuses_bad_messages(
 
 
 def test_chat_completions_route_a_follow_up_with_its_conversation(
-    settings: Settings, encoder: Encoder, tmp_path: Path
+    settings: Settings, encoder: Encoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from tests.test_api_completions import write_models
 
@@ -215,15 +217,21 @@ def test_chat_completions_route_a_follow_up_with_its_conversation(
             routes_dir=settings.routes_dir,
             index_dir=settings.index_dir,
             models_file=write_models(fake, tmp_path),
+            build_on_start=True,
             cache_backend="off",
         )
         with TestClient(create_app(full, encoder=encoder)) as api:
             chat = _messages([*CODE_CHAT, ("user", "now make it ignore punctuation")])
-            response = api.post("/v1/chat/completions", json={"model": "auto", "messages": chat})
+            with caplog.at_level(logging.INFO, logger="intent_router.requests"):
+                response = api.post(
+                    "/v1/chat/completions", json={"model": "auto", "messages": chat}
+                )
             assert response.status_code == 200
             assert response.headers["x-intent-router-route"] == "code"
             assert response.headers["x-intent-router-model"] == "strong-coder"
             assert fake.calls("claude-up") == 1
+            lines = [r.getMessage() for r in caplog.records if r.name == "intent_router.requests"]
+            assert json.loads(lines[-1])["decided_by"] == "context"
             routed = api.post("/complete", json={"messages": chat}).json()["routing"]
             assert routed["route"] == "code" and routed["decided_by"] == "context"
             assert routed["conversation"]["deciding_turns"] == [1]

@@ -350,6 +350,7 @@ class Gateway:
             "endpoint": endpoint,
             "route": plan.route,
             "score": round(plan.decision.score, 4) if plan.decision else None,
+            "decided_by": plan.conversation.decided_by if plan.conversation else None,
             "pinned_model": plan.pinned,
             "chain": plan.chain,
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
