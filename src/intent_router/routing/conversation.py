@@ -31,7 +31,12 @@ like the issue's "make it shorter" (which the last turn alone sends to summariza
 Tried and left out because they did not help on the development half: the assistant turns'
 text in the context (same or lower accuracy, and more to embed), averaging route scores
 instead of vectors (same), concatenating the previous turn with the last one, 1 or 3
-earlier turns instead of 2 (same).
+earlier turns instead of 2 (same), reading only the ask before a colon of an earlier turn
+("summarize this article: …"; one follow-up more right, one switch fewer).
+
+Known limits: a conversation that opened with a long pasted text whose ask the router
+misses has no context route, so its follow-ups route alone; switches are only as good as
+the router on the last turn alone (an ask it misses alone may stay on the context route).
 """
 
 from __future__ import annotations
@@ -165,7 +170,7 @@ def plan_turns(turns: Sequence[Turn], *, clean: Callable[[str], str] | None = No
         last_text=text,
         clauses=tuple(_clauses(text)),
         context=tuple(i for i, _ in earlier),
-        context_texts=tuple(" ".join(t.split())[:CONTEXT_CHARS] for _, t in earlier),
+        context_texts=tuple(_context_text(t) for _, t in earlier),
         topic_change=bool(_TOPIC_CHANGE.search(text)),
         referential=len(text.split()) <= REFERENTIAL_MAX_WORDS and bool(_REFERENTIAL.search(text)),
     )
@@ -201,6 +206,10 @@ def decide(
     if reading.route is not None and reading.score >= reading.threshold + margin:
         return result("the last turn asks for something else")
     return result("follow-up on the route of the earlier turns", by="context")
+
+
+def _context_text(text: str) -> str:
+    return " ".join(text.split())[:CONTEXT_CHARS]
 
 
 def _lenient(context: Decision, matcher: Matcher) -> Decision:
