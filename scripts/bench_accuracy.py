@@ -11,7 +11,14 @@ only those 3 are embedded.
 
 Shipped routes (``--routes``, default ``routes/``) on ``--llm-data`` (default
 ``tests/data/llm_requests.jsonl``) at the default threshold: ``intent-router eval --json``.
-``--routes-eval`` runs only this part (a few seconds of embedding).
+``--routes-eval`` runs only this part (a few seconds of embedding) and the next one.
+
+Conversations (``--conversations``, default ``scripts/data/conversations.jsonl``) on the
+shipped routes: each chat routed on its last user turn alone (before) and as a conversation
+(:meth:`RouterService.route_conversation`, after), accuracy per kind (follow-ups that stay,
+topic switches) on each split (``dev``, ``holdout``, ``fresh``; see scripts/data/README.md)
+and all together; then ``POST /route``
+latency for a conversation of 6 user turns against a single query (median ratio, one run).
 
     python3 scripts/bench_accuracy.py                # everything (~15 min on 2 busy cores)
     python3 scripts/bench_accuracy.py --routes-eval  # shipped routes only
@@ -19,16 +26,22 @@ Shipped routes (``--routes``, default ``routes/``) on ``--llm-data`` (default
 
 The last line printed is one JSON object: in_scope_accuracy, oos_recall, overall_accuracy,
 macro_f1, build_utterances_per_s, fit_threshold, rebuild_embedded, rebuild_reused,
-llm_routes_in_scope_accuracy, llm_routes_oos_recall (only the last two with --routes-eval).
+llm_routes_in_scope_accuracy, llm_routes_oos_recall (only the last two with --routes-eval),
+multiturn_follow_up, multiturn_switch, multiturn_last_turn_only_follow_up,
+multiturn_last_turn_only_switch, multiturn_holdout_follow_up, multiturn_holdout_switch,
+multiturn_fresh_follow_up, multiturn_fresh_switch, multiturn_route_latency_ratio (the
+multiturn keys also with --routes-eval).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import io
 import json
 import logging
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -38,14 +51,17 @@ import yaml
 
 from intent_router import cli
 from intent_router.build import BuildReport, build_index
+from intent_router.config import Settings
 from intent_router.embedding.encoder import DEFAULT_MODEL, Encoder
 from intent_router.embedding.index import load_index
 from intent_router.routing.loader import load_routes
+from intent_router.service import RouterService
 
 REPO = Path(__file__).resolve().parents[1]
 CLINC = REPO / "../shared/data/clinc150/data_full.json"
 LLM_DATA = REPO / "tests/data/llm_requests.jsonl"
 LLM_ROUTES = REPO / "routes"
+CONVERSATIONS = REPO / "scripts/data/conversations.jsonl"
 EXTRA_UTTERANCES = [
     "could you tell me about this please",
     "i need some help with this one",
@@ -63,6 +79,7 @@ def main() -> int:
         if not args.routes_eval:
             figures.update(clinc(args, encoder, work))
         figures.update(shipped_routes(args, encoder, work))
+        figures.update(multiturn(args, encoder, work))
     print(json.dumps(figures))
     return 0
 
@@ -138,6 +155,102 @@ def shipped_routes(args: argparse.Namespace, encoder: Encoder, work: Path) -> di
         "llm_routes_in_scope_accuracy": summary["in_scope_accuracy"],
         "llm_routes_oos_recall": summary["oos_recall"],
     }
+
+
+def multiturn(args: argparse.Namespace, encoder: Encoder, work: Path) -> dict[str, Any]:
+    """Conversations: last turn alone vs the conversation, per kind and split; /route latency."""
+    lines = Path(args.conversations).read_text(encoding="utf-8").splitlines()
+    chats = [json.loads(line) for line in lines if line.strip()]
+    index_dir = work / "llm-index"  # built by shipped_routes(); only new texts get embedded
+    build_index(Path(args.routes), index_dir, encoder)
+    settings = Settings(routes_dir=Path(args.routes), index_dir=index_dir, models_file=None)
+    print(f"\n== conversations {args.conversations}: {len(chats)} chats, shipped routes")
+    rows = asyncio.run(_route_chats(RouterService.from_settings(settings, encoder), chats))
+    accuracy: dict[tuple[str, str, str], float] = {}
+    print(f"{'split':8} {'kind':10} {'chats':>5} {'last turn only':>15} {'conversation':>13}")
+    for split in ("dev", "holdout", "fresh", "all"):
+        for kind in ("follow_up", "switch"):
+            sub = [r for r in rows if r[0]["kind"] == kind and split in ("all", r[0]["split"])]
+            for way, column in (("last", 1), ("conversation", 2)):
+                hits = sum(r[column] == r[0]["route"] for r in sub)
+                accuracy[(split, kind, way)] = round(hits / max(len(sub), 1), 4)
+            before, after = accuracy[(split, kind, "last")], accuracy[(split, kind, "conversation")]
+            print(f"{split:8} {kind:10} {len(sub):5d} {before:15.1%} {after:13.1%}")
+    print("misrouted as a conversation (held-out and fresh chats):")
+    for chat, _, route, why in rows:
+        if chat["split"] != "dev" and route != chat["route"]:
+            print(f"  {chat['kind']:9} want {chat['route']!s:16} got {route!s:16} ({why})")
+    ratio = _route_latency_ratio(settings, encoder)
+    return {
+        "multiturn_follow_up": accuracy[("all", "follow_up", "conversation")],
+        "multiturn_switch": accuracy[("all", "switch", "conversation")],
+        "multiturn_last_turn_only_follow_up": accuracy[("all", "follow_up", "last")],
+        "multiturn_last_turn_only_switch": accuracy[("all", "switch", "last")],
+        "multiturn_holdout_follow_up": accuracy[("holdout", "follow_up", "conversation")],
+        "multiturn_holdout_switch": accuracy[("holdout", "switch", "conversation")],
+        "multiturn_fresh_follow_up": accuracy[("fresh", "follow_up", "conversation")],
+        "multiturn_fresh_switch": accuracy[("fresh", "switch", "conversation")],
+        "multiturn_route_latency_ratio": ratio,
+    }
+
+
+async def _route_chats(
+    service: RouterService, chats: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], str | None, str | None, str]]:
+    await service.start()
+    try:
+        rows = []
+        for chat in chats:
+            turns = [(m["role"], m["content"]) for m in chat["messages"]]
+            last = [text for role, text in turns if role == "user"][-1]
+            alone = await service.route(last)
+            routed = await service.route_conversation(turns)
+            why = routed.conversation.why if routed.conversation else ""
+            rows.append((chat, alone.decision.route, routed.decision.route, why))
+        return rows
+    finally:
+        await service.aclose()
+
+
+LATENCY_CHAT = [
+    "write a python function that reads a CSV file of orders",
+    "add a column with the total price of each order",
+    "now group the totals by customer",
+    "can you sort the customers by total, largest first?",
+    "also handle rows where the price is missing",
+    "ok and how do I write that back to a new CSV?",
+]
+
+
+def _route_latency_ratio(settings: Settings, encoder: Encoder, rounds: int = 40) -> float:
+    """Median ``POST /route`` time: 6 user turns (11 messages) over the last turn alone."""
+    from fastapi.testclient import TestClient
+
+    from intent_router.api.app import create_app
+
+    messages = []
+    for i, text in enumerate(LATENCY_CHAT):
+        if i:
+            messages.append({"role": "assistant", "content": f"Here is step {i} of the script."})
+        messages.append({"role": "user", "content": text})
+    single, conversation = [], []
+    with TestClient(create_app(settings, encoder=encoder)) as client:
+        for _ in range(3):  # warm-up
+            client.post("/route", json={"messages": messages})
+        for _ in range(rounds):  # interleaved, so both see the same machine load
+            for body, times in (
+                ({"query": LATENCY_CHAT[-1]}, single),
+                ({"messages": messages}, conversation),
+            ):
+                started = time.perf_counter()
+                client.post("/route", json=body).raise_for_status()
+                times.append(time.perf_counter() - started)
+    one, many = statistics.median(single), statistics.median(conversation)
+    print(
+        f"POST /route median: single query {one * 1000:.1f} ms, 6 user turns "
+        f"{many * 1000:.1f} ms: ratio {many / one:.2f} ({rounds} rounds, interleaved)"
+    )
+    return round(many / one, 2)
 
 
 def _cli_eval_json(common: list[str], dataset: Path) -> dict[str, Any]:
@@ -223,6 +336,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=CLINC, help="CLINC150 data_full.json")
     parser.add_argument("--routes", type=Path, default=LLM_ROUTES, help="shipped routes folder")
     parser.add_argument("--llm-data", type=Path, default=LLM_DATA, help="LLM request JSONL")
+    parser.add_argument(
+        "--conversations", type=Path, default=CONVERSATIONS, help="multi-turn chats (JSONL)"
+    )
     parser.add_argument("--encoder", default=None, help=f"default: {DEFAULT_MODEL}")
     parser.add_argument("--intents", type=int, default=0, help="first N intents only (0 = all)")
     parser.add_argument(

@@ -81,13 +81,13 @@ def test_yaml_threshold_overrides_the_default(
     [
         ({"query": ""}, "non-whitespace", "query"),
         ({"query": "   \n\t "}, "non-whitespace", "query"),
-        ({}, "Field required", "query"),
+        ({}, "exactly one of 'query' or 'messages'", None),
         ({"query": 42}, "string", "query"),
         ({"query": "hi", "extra": 1}, "Extra inputs", "extra"),
     ],
 )
 def test_bad_requests_get_a_400_that_says_why(
-    client: TestClient, payload: dict[str, object], words: str, param: str
+    client: TestClient, payload: dict[str, object], words: str, param: str | None
 ) -> None:
     response = client.post("/route", json=payload)
     assert response.status_code == 400

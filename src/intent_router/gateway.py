@@ -1,8 +1,10 @@
 """Answer chat requests: route once → dispatch along the chain → one log line. No HTTP here.
 
-The routing text is the last user message; the rest of the conversation travels to the
-model unchanged. A pinned model (``model`` other than ``auto``) bypasses routing: its chain
-is that model alone (with its retries), then the ``fallbacks`` the models file gives it.
+Routing reads the conversation (:mod:`intent_router.routing.conversation`): the last user
+message, unless it is a follow-up that stays on the route of the earlier ones; the cache
+keys on the last user message. The conversation travels to the model unchanged. A pinned
+model (``model`` other than ``auto``) bypasses routing: its chain is that model alone (with
+its retries), then the ``fallbacks`` the models file gives it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from intent_router.providers import (
     replay,
 )
 from intent_router.request_cache import CacheContext, CacheInfo, RequestCache, response_from
+from intent_router.routing.conversation import ConversationDecision, Turn
 from intent_router.routing.matcher import Decision
 from intent_router.service import RouterService
 
@@ -66,11 +69,13 @@ class Plan:
     text: str
     vector: np.ndarray
     route: str | None = None
+    conversation: ConversationDecision | None = None  # which turns decided the route
 
     def to_dict(self) -> dict[str, Any]:
         if self.decision is None:
             return {"route": self.route, "pinned_model": self.pinned, "chain": self.chain}
-        return {**self.decision.to_dict(), "pinned_model": None, "chain": self.chain}
+        turns = self.conversation.to_dict() if self.conversation else {}
+        return {**self.decision.to_dict(), **turns, "pinned_model": None, "chain": self.chain}
 
 
 def early_pinned(model: str | None) -> str | None:
@@ -87,6 +92,10 @@ def routing_text(request: ChatRequest) -> str:
     if asked is not None:
         return request.messages[asked].text()
     raise QueryError("the conversation has no user message with text to route")
+
+
+def conversation_turns(request: ChatRequest) -> list[Turn]:
+    return [(message.role, message.text()) for message in request.messages]
 
 
 class Gateway:
@@ -147,7 +156,7 @@ class Gateway:
             vector = await self.router.embed(text) if self.cache else np.zeros(0)
             return Plan(decision=None, chain=chain, pinned=model, text=text, vector=vector)
         text = routing_text(request)
-        routed = await self.router.route(text)
+        routed = await self.router.route_conversation(conversation_turns(request))
         decision = routed.decision
         chain = list(decision.chain) if decision.route else list(self.models.default_chain)
         return Plan(
@@ -157,6 +166,7 @@ class Gateway:
             text=text,
             vector=routed.vector,
             route=decision.route,
+            conversation=routed.conversation,
         )
 
     # -- cache -------------------------------------------------------------------------
@@ -354,6 +364,7 @@ class Gateway:
             "endpoint": endpoint,
             "route": plan.route,
             "score": round(plan.decision.score, 4) if plan.decision else None,
+            "decided_by": plan.conversation.decided_by if plan.conversation else None,
             "pinned_model": plan.pinned,
             "chain": plan.chain,
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),

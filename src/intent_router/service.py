@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from intent_router.embedding.batcher import MicroBatcher
 from intent_router.embedding.encoder import Encoder
 from intent_router.embedding.index import RouteIndex, load_index
 from intent_router.errors import IndexMissingError, QueryError, StaleIndexError
+from intent_router.routing import conversation
+from intent_router.routing.conversation import ConversationDecision, Turn
 from intent_router.routing.loader import RouteSet, load_routes
 from intent_router.routing.matcher import Decision, Matcher
 
@@ -27,6 +30,7 @@ class Routed:
     decision: Decision
     vector: np.ndarray
     truncated: bool
+    conversation: ConversationDecision | None = None  # which turns decided (conversations)
 
 
 def prepare_index(
@@ -132,6 +136,20 @@ class RouterService:
         key = decision.route or "none"
         self.routed_total[key] = self.routed_total.get(key, 0) + 1
         return Routed(decision=decision, vector=vector, truncated=truncated)
+
+    async def route_conversation(self, turns: Sequence[Turn]) -> Routed:
+        """Route the last user turn in the light of the earlier ones (one encoder batch).
+
+        ``vector`` is the last user turn's own vector (the cache's key), whatever decided.
+        """
+        plan = conversation.plan_turns(turns, clean=lambda text: self.clean_query(text)[0])
+        _, truncated = self.clean_query(turns[plan.last][1])
+        results = await self.batcher.submit_many(plan.texts())
+        vectors = np.stack([vector for vector, _ in results])
+        decided = conversation.decide(plan, vectors, [d for _, d in results], self.matcher)
+        key = decided.decision.route or "none"
+        self.routed_total[key] = self.routed_total.get(key, 0) + 1
+        return Routed(decided.decision, vectors[0], truncated, decided)
 
     async def embed(self, query: str) -> np.ndarray:
         """The query vector alone (a pinned request's cache key); not counted as routed."""

@@ -21,8 +21,12 @@ router = APIRouter()
 
 @router.post("/route", response_model=RouteResponse, responses=BAD_REQUEST)
 async def route(body: RouteRequest, service: Service) -> RouteResponse:
-    routed = await service.route(body.query)
-    return RouteResponse(**routed.decision.to_dict(), truncated=routed.truncated)
+    if body.messages is not None:
+        routed = await service.route_conversation([(m.role, m.content) for m in body.messages])
+    else:
+        routed = await service.route(body.query or "")
+    turns = routed.conversation.to_dict() if routed.conversation else {}
+    return RouteResponse(**routed.decision.to_dict(), **turns, truncated=routed.truncated)
 
 
 @router.get("/routes", response_model=RoutesResponse)

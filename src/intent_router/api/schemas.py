@@ -41,25 +41,68 @@ ERRORS = _errors(400, 404)
 COMPLETION_ERRORS = _errors(400, 404, 413, 502, 503)
 
 
-class RouteRequest(BaseModel):
+class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+def _one_input_schema(schema: JsonDict) -> None:
+    not_null("query", "messages")(schema)
+    schema["oneOf"] = [{"required": ["query"]}, {"required": ["messages"]}]
+
+
+class RouteRequest(BaseModel):
+    """``{"query": "..."}`` or ``{"messages": [...]}`` (a conversation, routed as a whole)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_input_schema)
+
+    query: str | None = Field(
+        default=None,
         description="The user request to route; whitespace-only is refused.",
         json_schema_extra=NON_BLANK,
+    )
+    messages: list[ChatMessage] | None = Field(
+        default=None,
+        min_length=1,
+        json_schema_extra=HAS_USER_TEXT,
+        description="A conversation: its last user message is routed in the light of the "
+        "earlier user messages (a follow-up stays on their route).",
     )
 
     @field_validator("query")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError("query must contain non-whitespace text")
         return value
+
+    @model_validator(mode="after")
+    def _one_input(self) -> RouteRequest:
+        if (self.query is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'query' or 'messages'")
+        if self.messages is not None and not any(
+            m.role == "user" and m.content.strip() for m in self.messages
+        ):
+            raise ValueError("messages must include a user message with text")
+        return self
 
 
 class CandidateOut(BaseModel):
     route: str
     score: float
+
+
+class ConversationOut(BaseModel):
+    why: str
+    deciding_turns: list[int] = Field(description="Indexes into 'messages'.")
+    last_turn: int
+    last_turn_route: str | None
+    last_turn_score: float
+    context_turns: list[int]
+    context_route: str | None
+    context_score: float | None
 
 
 class RouteResponse(BaseModel):
@@ -69,6 +112,14 @@ class RouteResponse(BaseModel):
     candidates: list[CandidateOut]
     chain: list[str]
     truncated: bool = Field(description="True when the query was cut to max_query_chars.")
+    decided_by: Literal["last_turn", "context"] | None = Field(
+        default=None,
+        description="With 'messages': whether the last user message or the earlier ones "
+        "decided the route; null for 'query'.",
+    )
+    conversation: ConversationOut | None = Field(
+        default=None, description="With 'messages': which turns decided, and both readings."
+    )
 
 
 class RouteInfo(BaseModel):
@@ -90,18 +141,6 @@ class HealthResponse(BaseModel):
     utterances: int
     encoder: str
     index_built_at: str
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-def _one_input_schema(schema: JsonDict) -> None:
-    not_null("query", "messages")(schema)
-    schema["oneOf"] = [{"required": ["query"]}, {"required": ["messages"]}]
 
 
 class CompleteRequest(BaseModel):

@@ -78,6 +78,17 @@ class MicroBatcher(Generic[In, Out]):
         await self._queue.put((item, future))
         return await future
 
+    async def submit_many(self, items: Sequence[In]) -> list[Out]:
+        """Several items queued together, so they share one batch (up to ``max_batch``)."""
+        if self._worker is None:
+            raise RuntimeError("MicroBatcher.submit_many() before start()")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Out]] = []
+        for item in items:
+            futures.append(loop.create_future())
+            self._queue.put_nowait((item, futures[-1]))
+        return list(await asyncio.gather(*futures))
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
