@@ -131,6 +131,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from intent_router.service import prepare_index
 
     extra: dict[str, object] = {"build_on_start": args.build}
+    if args.log_prompts is not None:
+        extra["log_prompts"] = args.log_prompts
     if args.models is not None:
         extra["models_file"] = None if str(args.models) == "none" else args.models
     settings = _settings(args, **extra)
@@ -179,6 +181,12 @@ def _parser() -> argparse.ArgumentParser:
         "--models",
         type=Path,
         help="models file for dispatch (default models.yaml; 'none' serves /route only)",
+    )
+    serve.add_argument(
+        "--log-prompts",
+        choices=["off", "redacted", "full"],
+        help="prompt and answer text in logs: off (default), redacted (personal data "
+        "replaced by <EMAIL>, <PHONE> …) or full",
     )
     return parser
 

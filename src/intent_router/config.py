@@ -34,3 +34,6 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache_namespace: str = "intent-router:cache"
     cache_max_entries: int = Field(default=100_000, ge=1)
+    log_prompts: Literal["off", "redacted", "full"] = "off"
+    """Prompt and answer text in logs: none (default), personal data replaced by typed
+    placeholders (``observability.redact``), or verbatim."""
