@@ -20,6 +20,7 @@ from intent_router.cache import CacheHit, CacheScope, Directives, ResponseCache
 from intent_router.dispatch import Dispatcher
 from intent_router.errors import ChainExhaustedError, QueryError
 from intent_router.models import ModelsConfig
+from intent_router.observability.traffic import TrafficStats, event_from_log_line
 from intent_router.providers import (
     ChatRequest,
     ChatResponse,
@@ -88,6 +89,7 @@ class Gateway:
         self.models = models
         self.dispatcher = dispatcher
         self.answered_total: dict[tuple[str, str], int] = {}
+        self.traffic = TrafficStats()  # what the console draws; fed by _log
         self.cache = (
             RequestCache(
                 cache,
@@ -370,6 +372,7 @@ class Gateway:
         if stream_error is not None:
             line.update(outcome="stream_error", reason=stream_error)
         request_log.info(json.dumps(line, separators=(",", ":")))
+        self.traffic.record(event_from_log_line(line, time.time()))
 
 
 async def _replay(response: ChatResponse, chunk_chars: int = 64) -> AsyncIterator[DispatchEvent]:
