@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from intent_router.embedding.batcher import MicroBatcher
 from intent_router.embedding.encoder import Encoder
 from intent_router.embedding.index import RouteIndex, load_index
 from intent_router.errors import IndexMissingError, QueryError, StaleIndexError
+from intent_router.routing.explain import Explanation, explain
 from intent_router.routing.loader import RouteSet, load_routes
 from intent_router.routing.matcher import Decision, Matcher
 
@@ -138,3 +140,13 @@ class RouterService:
         text, _ = self.clean_query(query)
         vector, _ = await self.batcher.submit(text)
         return vector
+
+    async def explain(self, query: str, *, k: int = 8) -> tuple[Explanation, Routed]:
+        """The decision for ``query`` with every route's score and the nearest utterances
+        (for the console); not counted as a routing decision."""
+        text, truncated = self.clean_query(query)
+        vector, decision = await self.batcher.submit(text)
+        explanation = await asyncio.to_thread(
+            explain, self.matcher, self.index, vector, decision, k=k
+        )
+        return explanation, Routed(decision=decision, vector=vector, truncated=truncated)

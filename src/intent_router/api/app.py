@@ -9,7 +9,7 @@ from typing import TypedDict
 import httpx
 from fastapi import FastAPI
 
-from intent_router.api import completions, errors
+from intent_router.api import completions, console, errors
 from intent_router.api.routes import router
 from intent_router.cache import CacheDefaults, MemoryBackend, RedisBackend, ResponseCache
 from intent_router.config import Settings
@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app = FastAPI(title="intent-router", version="0.1.0", lifespan=lifespan)
     app.include_router(router)
     app.include_router(completions.router)
+    app.include_router(console.router)
     errors.install(app)
     return app
 

@@ -2,8 +2,8 @@
 
 Fed with one dict per finished request (``time``, ``endpoint``, ``route``, ``model``,
 ``latency_ms``, ``cache`` (tier or None), ``attempts`` (``[{"model", "outcome"}]``),
-``cost_usd``). Memory is bounded whatever the traffic: ``buckets`` × ``bucket_s`` of
-history (default 60 × 10 s), the last ``samples`` latencies per model for percentiles, and
+``cost_usd``). Memory is bounded whatever the traffic: ``buckets`` * ``bucket_s`` of
+history (default 60 buckets of 10 s), the last ``samples`` latencies per model for percentiles, and
 at most ``max_names`` routes and models (further names count as ``other``).
 Not thread-safe by design: it is fed and read on the server's event loop.
 """
@@ -66,7 +66,7 @@ class TrafficStats:
         self._samples = samples
         self._models: Counter[str] = Counter()
         self._cache: Counter[str] = Counter()
-        self._cost_by_route: Counter[str] = Counter()
+        self._cost_by_route: dict[str, float] = {}
         self._routes: set[str] = set()
         self.requests = 0
         self.fallbacks = 0
@@ -109,7 +109,7 @@ class TrafficStats:
             self.errors += 1
         bucket.cost_usd += cost
         self.cost_usd += cost
-        self._cost_by_route[route] += cost
+        self._cost_by_route[route] = self._cost_by_route.get(route, 0.0) + cost
         if model is not None and not cache:  # a cache hit says nothing about the model
             name = self._name(model, self._latency)
             samples = self._latency.setdefault(name, deque(maxlen=self._samples))
