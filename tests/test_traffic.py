@@ -94,7 +94,8 @@ def test_names_are_bounded() -> None:
 
 
 def test_event_from_the_gateway_log_line() -> None:
+    attempts = [{"model": "m1", "outcome": "ok"}]
     line = {"endpoint": "stream", "route": "math", "latency_ms": 3.5, "cache": "miss",
-            "model": "m1", "attempts": [{"model": "m1", "outcome": "ok"}], "cost_usd": 0.5}  # fmt: skip
+            "model": "m1", "attempts": attempts, "cost_usd": 0.5}  # fmt: skip
     assert event_from_log_line(line, 5.0) == {**line, "time": 5.0, "cache": None}
     assert event_from_log_line({**line, "cache": "stale"}, 5.0)["cache"] == "stale"

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from intent_router.api.deps import Service
+from intent_router.gateway import Gateway
 from intent_router.observability.cache_preview import preview_cache
 from intent_router.observability.traffic import TrafficStats
 
@@ -74,7 +75,7 @@ async def explain(body: ExplainRequest, service: Service, request: Request) -> d
 async def traffic(request: Request) -> dict[str, Any]:
     """Requests by route over time, latency percentiles per model, cache, fallbacks,
     breakers and cost (empty when the server routes only)."""
-    gateway = request.state.gateway
+    gateway: Gateway | None = request.state.gateway
     if gateway is None:
         return EMPTY_TRAFFIC.snapshot()
     return gateway.traffic.snapshot(breakers=gateway.dispatcher.breaker_states())
