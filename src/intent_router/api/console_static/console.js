@@ -72,7 +72,7 @@ function hbars(svg, rows, { max = 1, label = 110 } = {}) {
       const tx = scale(r.tick);
       el(svg, "line", { x1: tx, x2: tx, y1: y + 1, y2: y + 17, class: "thr" });
     }
-    el(svg, "text", { x: x1 + 4, y: y + 13, class: "dim" }, r.value.toFixed(3));
+    el(svg, "text", { x: x1 + 4, y: y + 13, class: "dim" }, (r.shown ?? r.value).toFixed(3));
   });
 }
 
@@ -97,12 +97,12 @@ async function ask(query) {
   }
   showDecision(box, data);
   hbars(document.getElementById("scores"), data.scores.map((s) => ({
-    label: s.route, value: Math.max(0, s.score), tick: s.threshold,
+    label: s.route, value: Math.max(0, s.score), shown: s.score, tick: s.threshold,
     colour: s.matched ? colour(s.route) : "#ced4da",
     title: `${s.route}: score ${s.score.toFixed(3)}, threshold ${s.threshold.toFixed(3)}`,
   })), { max: Math.max(1, ...data.scores.map((s) => s.score)) });
   hbars(document.getElementById("nearest"), data.nearest.map((n) => ({
-    label: n.text, value: Math.max(0, n.cosine), colour: colour(n.route),
+    label: n.text, value: Math.max(0, n.cosine), shown: n.cosine, colour: colour(n.route),
     title: `${n.route}: ${n.text}`,
   })), { label: 170 });
   showCache(data.cache);
