@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,25 @@ from typing import Any
 from intent_router.observability.redact import KINDS, Finding, redact
 
 DEFAULT_DATA = Path(__file__).parent / "data" / "pii.jsonl"
+# Inputs that make careless patterns backtrack: time per character against the data set's.
+ADVERSARIAL = {
+    "plus and 40 digits": ("+" + "1" * 40 + " ") * 100,
+    "spaced digits": "1 2 3 4 5 6 7 8 9 0 " * 400,
+    "dashed digits": "1-" * 2000,
+    "hex and colons": "a:" * 2000,
+    "a long word": "a" * 10_000,
+    "password words": "password: " * 400,
+}
+
+
+def per_char_s(texts: list[str], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for text in texts:
+            redact(text)
+        best = min(best, time.perf_counter() - started)
+    return best / sum(len(t) for t in texts)
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -123,6 +143,13 @@ def main() -> int:
         f"false redactions by category: {dict(false_by_category) or 'none'}"
     )
     print(f"non-personal characters kept: {kept:.2%}")
+    base = per_char_s([row["text"] for row in rows])
+    ratios = {name: per_char_s([text]) / base for name, text in ADVERSARIAL.items()}
+    worst = max(ratios, key=ratios.__getitem__)
+    print(
+        "time per character on adversarial inputs / on the data set (one run): "
+        + ", ".join(f"{name} {r:.1f}x" for name, r in ratios.items())
+    )
     summary = {
         "texts": len(rows),
         "items": total,
@@ -133,6 +160,7 @@ def main() -> int:
         "negatives": negatives,
         "negatives_touched": negatives_touched,
         "kept_chars": round(kept, 4),
+        "adversarial_worst_ratio": round(ratios[worst], 2),
         "per_type": per_type,
     }
     print(json.dumps(summary))

@@ -246,7 +246,12 @@ def _ips(text: str) -> Iterator[Span]:
 
 # -- phone numbers -------------------------------------------------------------------------
 
-_INTERNATIONAL = re.compile(r"(?<![\w+])(\+\d{1,3}(?:[ .\-]?\(?\d{1,5}\)?){1,6})(?![\w\-]|[.,]\d)")
+# Country code, an optional (area), then digit groups; only the first split may lack a
+# separator, so a long digit run cannot be partitioned in exponentially many ways.
+_INTERNATIONAL = re.compile(
+    r"(?<![\w+])(\+\d{1,4}(?:[ .\-]?\(\d{1,5}\))?[ .\-]?\d{1,14}(?:[ .\-]\d{1,10}){0,5})"
+    r"(?![\w\-]|[.,]\d)"
+)
 _US = re.compile(
     _NUM_BEFORE
     + r"((?:1[ .\-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}([ .\-]))\d{3}([ .\-])\d{4})"
