@@ -4,48 +4,24 @@ headless Chromium (Debian's ``chromium`` driven by Playwright) against the app o
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import yaml
+from tests import test_api_cache
 from tests.conftest import SMALL_ROUTES
-from tests.test_api_completions import write_models
 
-from intent_router.api.app import create_app
-from intent_router.config import Settings
-from intent_router.embedding.encoder import Encoder
 from intent_router.testing import FakeUpstream, Fault
-from intent_router.testing.server import serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 MATH_Q = "what is the integral of x squared from 0 to 3"
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def server(fake: FakeUpstream, encoder: Encoder, tmp_path: Path) -> Iterator[str]:
-    fake.reset()
-    routes = tmp_path / "routes"
-    routes.mkdir()
-    for name, fields in SMALL_ROUTES.items():
-        (routes / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, **fields}))
-    settings = Settings(
-        routes_dir=routes,
-        index_dir=tmp_path / "index",
-        models_file=write_models(fake, tmp_path),
-        build_on_start=True,
-    )
-    with serve_in_thread(create_app(settings, encoder=encoder)) as url:
-        yield url
+# The cache tests' fixtures: one fake upstream per module, a fresh app (cache on) per test.
+fake = test_api_cache.fake
+server = test_api_cache.server
 
 
 def explain(url: str, query: str) -> dict[str, Any]:
@@ -84,11 +60,14 @@ def test_explain_previews_the_cache_without_serving_or_counting(server: str) -> 
     near = explain(server, "what is the integral of x squared from 0 to 4")["cache"]
     assert near["action"] == "miss" and near["nearest"]["verified"] is False
     assert "verifier" in near["reason"] or "threshold" in near["reason"]
-    metrics = httpx.get(f"{server}/metrics", timeout=30).text
-    routed = [
-        line for line in metrics.splitlines() if line.startswith("intent_router_routed_total")
-    ]
-    assert routed == ['intent_router_routed_total{route="math"} 1']  # only the /complete
+    t = traffic(server)  # the explanations were neither requests nor cache lookups
+    assert t["totals"]["requests"] == 1 and t["cache"] == {"miss": 1}
+    code, reworded = test_api_cache.CODE_Q, test_api_cache.SEMANTIC
+    httpx.post(f"{server}/complete", json={"query": code}, timeout=30)
+    preview = explain(server, reworded)["cache"]
+    assert preview["action"] == "semantic" and preview["nearest"]["text"] == code
+    served = httpx.post(f"{server}/complete", json={"query": reworded}, timeout=30)
+    assert served.headers["x-intent-router-cache"] == "semantic"  # the preview was right
 
 
 def test_explain_refuses_bad_input(server: str) -> None:
