@@ -120,7 +120,9 @@ def test_prompt_for_log(mode: str, expected: str | None) -> None:
 
 
 def test_prompt_for_log_refuses_an_unknown_mode() -> None:
-    with pytest.raises(ValueError, match="off, redacted, full"):
+    from intent_router.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"log_prompts.*off, redacted, full"):
         prompt_for_log("x", "some")  # type: ignore[arg-type]
 
 

@@ -26,7 +26,6 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-EMPTY_TRAFFIC = TrafficStats()
 
 
 def _asset(name: str) -> bytes:
@@ -77,5 +76,5 @@ async def traffic(request: Request) -> dict[str, Any]:
     breakers and cost (empty when the server routes only)."""
     gateway: Gateway | None = request.state.gateway
     if gateway is None:
-        return EMPTY_TRAFFIC.snapshot()
+        return TrafficStats().snapshot()  # routing only: no traffic to show
     return gateway.traffic.snapshot(breakers=gateway.dispatcher.breaker_states())

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from intent_router.cache import Directives, exact_key
+from intent_router.errors import CacheError
 from intent_router.observability.redact import redact
 from intent_router.providers import ChatRequest, Message
 from intent_router.request_cache import RequestCache
@@ -46,7 +47,10 @@ async def preview_cache(
     if not policy.enabled:
         return {**result, "action": "off", "reason": f"caching is off for route {route}"}
     store = cache.cache
-    candidates = await store.backend.nearest(ctx.scope.digest, vector, 1, -1.0)
+    try:
+        candidates = await store.backend.nearest(ctx.scope.digest, vector, 1, -1.0)
+    except CacheError as exc:
+        return {**result, "action": "miss", "reason": f"the cache backend is unavailable: {exc}"}
     if not candidates:
         return {**result, "action": "miss", "reason": "nothing cached in this scope yet"}
     best = candidates[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from intent_router.errors import ConfigError
 from intent_router.observability.redact import redact
 
 LogPrompts = Literal["off", "redacted", "full"]
@@ -19,4 +20,6 @@ def prompt_for_log(text: str, mode: LogPrompts) -> str | None:
         return redact(text)[0]
     if mode == "full":
         return text
-    raise ValueError(f"log_prompts must be one of {', '.join(LOG_PROMPTS_MODES)}, not {mode!r}")
+    raise ConfigError(
+        f"must be one of {', '.join(LOG_PROMPTS_MODES)}, not {mode!r}", field="log_prompts"
+    )

@@ -53,7 +53,7 @@ function fmtUsd(v) {
 
 // -- horizontal bars: one row per item, optional threshold tick -----------------------------
 
-function hbars(svg, rows, { max = 1, label = 110 } = {}) {
+function hbars(svg, rows, { max = 1, label = 110, fmt = (v) => v.toFixed(3) } = {}) {
   reset(svg);
   const [w] = size(svg);
   const rowH = 20;
@@ -72,7 +72,7 @@ function hbars(svg, rows, { max = 1, label = 110 } = {}) {
       const tx = scale(r.tick);
       el(svg, "line", { x1: tx, x2: tx, y1: y + 1, y2: y + 17, class: "thr" });
     }
-    el(svg, "text", { x: x1 + 4, y: y + 13, class: "dim" }, (r.shown ?? r.value).toFixed(3));
+    el(svg, "text", { x: x1 + 4, y: y + 13, class: "dim" }, fmt(r.shown ?? r.value));
   });
 }
 
@@ -283,6 +283,10 @@ function drawTraffic(t) {
   drawSeries(document.getElementById("cost"), t, [
     { name: "USD per bucket", colour: "#1971c2", value: (b) => b.cost_usd, fmt: fmtUsd },
   ]);
+  const costs = Object.entries(t.cost_by_route).filter(([, v]) => v > 0);
+  hbars(document.getElementById("cost-routes"),
+        costs.map(([route, v]) => ({ label: route, value: v, colour: colour(route) })),
+        { max: Math.max(1e-9, ...costs.map(([, v]) => v)), label: 90, fmt: fmtUsd });
   drawBreakers(document.getElementById("breakers"), t);
   document.getElementById("cost-total").textContent = `(${fmtUsd(t.totals.cost_usd)} since start)`;
   document.getElementById("window").textContent =
