@@ -18,3 +18,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
     echo "note: redis-server is not installed; the Redis tests will be skipped" >&2
   fi
 fi
+# The console test drives Debian's chromium through Playwright (`playwright install` cannot
+# download here); it is skipped when /usr/bin/chromium is absent.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: chromium is not installed; the console's browser test will be skipped" >&2
+  fi
+fi

@@ -138,6 +138,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from intent_router.routing.loader import load_routes
 
     extra: dict[str, object] = {"build_on_start": args.build}
+    if args.log_prompts is not None:
+        extra["log_prompts"] = args.log_prompts
     if args.models is not None:
         extra["models_file"] = None if str(args.models) == "none" else args.models
     for flag in ("max_in_flight", "max_body_bytes"):
@@ -214,6 +216,12 @@ def _parser() -> argparse.ArgumentParser:
         "--max-body-bytes",
         type=int,
         help="refuse larger request bodies with 413 before reading them (default 4 MiB)",
+    )
+    serve.add_argument(
+        "--log-prompts",
+        choices=["off", "redacted", "full"],
+        help="prompt and answer text in logs: off (default), redacted (personal data "
+        "replaced by <EMAIL>, <PHONE> …) or full",
     )
     return parser
 

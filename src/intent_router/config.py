@@ -42,3 +42,6 @@ class Settings(BaseSettings):
     """The longest a request waits in the admission queue before its 503."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Request bodies larger than this are refused with 413 before they are read."""
+    log_prompts: Literal["off", "redacted", "full"] = "off"
+    """Prompt and answer text in logs: none (default), personal data replaced by typed
+    placeholders (``observability.redact``), or verbatim."""

@@ -22,6 +22,7 @@ from intent_router.cache import CacheHit, CacheScope, Directives, ResponseCache
 from intent_router.dispatch import Dispatcher
 from intent_router.errors import ChainExhaustedError, QueryError, UnknownModelError
 from intent_router.models import ModelsConfig
+from intent_router.observability.traffic import TrafficStats, event_from_log_line
 from intent_router.providers import (
     ChatRequest,
     ChatResponse,
@@ -112,6 +113,7 @@ class Gateway:
         self.models = models
         self.dispatcher = dispatcher
         self.answered_total: dict[tuple[str, str], int] = {}
+        self.traffic = TrafficStats()  # what the console draws; fed by _log
         self.cache = (
             RequestCache(
                 cache,
@@ -395,3 +397,4 @@ class Gateway:
         if stream_error is not None:
             line.update(outcome="stream_error", reason=stream_error)
         request_log.info(json.dumps(line, separators=(",", ":")))
+        self.traffic.record(event_from_log_line(line, time.time()))

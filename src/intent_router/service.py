@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from intent_router.embedding.index import RouteIndex, load_index
 from intent_router.errors import IndexMissingError, QueryError, StaleIndexError
 from intent_router.routing import conversation
 from intent_router.routing.conversation import ConversationDecision, Turn
+from intent_router.routing.explain import Explanation, explain
 from intent_router.routing.loader import RouteSet, load_routes
 from intent_router.routing.matcher import Decision, Matcher
 
@@ -156,3 +158,13 @@ class RouterService:
         text, _ = self.clean_query(query)
         vector, _ = await self.batcher.submit(text)
         return vector
+
+    async def explain(self, query: str, *, k: int = 8) -> tuple[Explanation, Routed]:
+        """The decision for ``query`` with every route's score and the nearest utterances
+        (for the console); not counted as a routing decision."""
+        text, truncated = self.clean_query(query)
+        vector, decision = await self.batcher.submit(text)
+        explanation = await asyncio.to_thread(
+            explain, self.matcher, self.index, vector, decision, k=k
+        )
+        return explanation, Routed(decision=decision, vector=vector, truncated=truncated)

@@ -11,7 +11,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from intent_router.api import admission, completions, errors, messages
+from intent_router.api import admission, completions, console, errors, messages
 from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
 from intent_router.cache import CacheDefaults, MemoryBackend, RedisBackend, ResponseCache
@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.include_router(router)
     app.include_router(completions.router)
     app.include_router(messages.router)
+    app.include_router(console.router)
     errors.install(app)
     admission.install(app, settings)
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals at the edge carry the id too
