@@ -31,6 +31,7 @@ def server(
         "strong-coder": model(fake, "anthropic", "claude-up", fallbacks=["strong-reasoner"]),
         "strong-reasoner": model(fake, "gemini", "gemini-up"),
         "tiny": model(fake, "openai", "tiny-up", context_window=64),
+        "limited": model(fake, "openai", "limited-up"),  # left cooling down by its 429 test
     }
     folder = tmp_path_factory.mktemp("errors")
     with running_router(encoder, folder, models, default_chain=["cheap-general"]) as url:
@@ -160,12 +161,12 @@ def test_a_prompt_too_long_for_every_model_is_a_fast_bad_request(
 
 
 def test_upstream_retry_after_reaches_the_client(sdk: openai.OpenAI, fake: FakeUpstream) -> None:
-    fake.always("small-up", Fault.http(429, retry_after="30"))
+    fake.always("limited-up", Fault.http(429, retry_after="30"))
     with pytest.raises(openai.InternalServerError) as info:
-        sdk.chat.completions.create(model="fast-small", messages=HI)
+        sdk.chat.completions.create(model="limited", messages=HI)
     assert info.value.status_code == 502 and info.value.code == "upstream_failed"
     assert info.value.response.headers["retry-after"] == "30"
-    assert fake.calls("small-up") == 1  # 30 s is past the deadline: not retried
+    assert fake.calls("limited-up") == 1  # 30 s is past the deadline: not retried
 
 
 def test_no_model_tried_is_a_503_with_retry_after() -> None:
