@@ -67,7 +67,10 @@ def test_eval_json_prints_one_object_consistent_with_the_data(
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     summary = json.loads(lines[0])
-    assert set(summary) == {"n", "in_scope_accuracy", "oos_recall", "overall_accuracy", "macro_f1"}
+    assert {"n", "in_scope_accuracy", "oos_recall", "overall_accuracy", "macro_f1"} <= set(summary)
+    # No none route and no negatives in this route set: nothing refused by either.
+    assert summary["oos_refused_by_none_route"] == 0.0
+    assert summary["negatives_refused"] == 0
     assert summary["n"] == len(ROWS)
     assert summary["in_scope_accuracy"] == pytest.approx(4 / 5, abs=1e-4)
     assert summary["oos_recall"] == pytest.approx(1.0)

@@ -9,7 +9,8 @@ import pytest
 
 from intent_router.errors import ConfigError, IndexError_
 from intent_router.routing import scoring
-from intent_router.routing.scoring import DEFAULT_THRESHOLD, Scorer, fit, fit_thresholds
+from intent_router.routing.scoring import DEFAULT_THRESHOLD, Scorer, fit
+from intent_router.routing.thresholds import fit_thresholds
 
 DIM = 32
 
