@@ -144,7 +144,11 @@ def build_index(
             + (" with a none class" if scorer.has_none else ""),
             "alpha": scorer.alpha,
             "sharpness": scorer.sharpness,
-            "none_weight": scoring.NONE_WEIGHT if scorer.has_none else None,
+            "none_weight": scoring.none_class_weight(
+                len(texts.route_texts), len(route_set.routes), len(texts.none_texts)
+            )
+            if scorer.has_none
+            else None,
             "none_margin": scoring.NONE_MARGIN if scorer.has_none else None,
             "default_threshold": scoring.DEFAULT_THRESHOLD,
         },

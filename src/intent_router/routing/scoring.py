@@ -81,7 +81,10 @@ NONE_SHARPNESS = 1.0
 """``ALPHA`` and ``SHARPNESS`` when the head is trained with a none class (see above)."""
 
 NONE_WEIGHT = 5.0
-"""Weight of each none-route utterance in the head's loss (a route utterance weighs 1)."""
+"""The none class weighs as much as this many average routes in the head's loss ..."""
+
+NONE_SHARE_MAX = 0.25
+"""... but at most this share of all route utterances together (small route sets)."""
 
 NONE_MARGIN = 0.0
 """A query is refused as "none_route" when the none score reaches the best route's minus this."""
@@ -247,12 +250,12 @@ def fit(
     learning_rate: float = LEARNING_RATE,
     alpha: float | None = None,
     sharpness: float | None = None,
-    none_weight: float = NONE_WEIGHT,
+    none_weight: float | None = None,
 ) -> Scorer:
     """Group utterance ``embeddings`` by route index and fit the linear head on them.
 
-    ``none`` (labels = none-route index) adds a none class to the head, weighted
-    ``none_weight`` per utterance; ``negatives`` (labels = route index) are kept for
+    ``none`` (labels = none-route index) adds a none class to the head, each utterance
+    weighted ``none_weight`` (default: :func:`none_class_weight`); ``negatives`` (labels = route index) are kept for
     repulsion. ``alpha``/``sharpness`` default to :data:`ALPHA`/:data:`SHARPNESS`, or to
     :data:`NONE_ALPHA`/:data:`NONE_SHARPNESS` with a none class.
     """
@@ -269,8 +272,9 @@ def fit(
         none_utterances = np.ascontiguousarray(none.vectors[none_order])
         head_x = np.concatenate([x, none.vectors.astype(np.float32)])
         head_y = np.concatenate([y, np.full(len(none.vectors), n_routes, dtype=np.int64)])
+        weight = none_weight or none_class_weight(len(y), n_routes, len(none.vectors))
         sample_weight = np.concatenate(
-            [sample_weight, np.full(len(none.vectors), none_weight, dtype=np.float32)]
+            [sample_weight, np.full(len(none.vectors), weight, dtype=np.float32)]
         )
     classes = n_routes + (1 if with_none else 0)
     weights, bias = _fit_head(
@@ -296,6 +300,14 @@ def fit(
         negatives=neg_vectors,
         negative_routes=neg_routes,
     )
+
+
+def none_class_weight(n_utterances: int, n_routes: int, n_none: int) -> float:
+    """Per-utterance weight of the none class (a route utterance weighs 1): the class as
+    heavy as :data:`NONE_WEIGHT` average routes, capped at :data:`NONE_SHARE_MAX` of all
+    route utterances. CLINC150 (15,000 utterances, 150 routes, 100 none): 5.0."""
+    mass = min(NONE_WEIGHT * n_utterances / n_routes, NONE_SHARE_MAX * n_utterances)
+    return float(mass / n_none)
 
 
 def _group(x: FloatArray, y: IntArray, n: int, what: str) -> tuple[IntArray, IntArray]:
