@@ -150,7 +150,7 @@ def build_index(
             if scorer.has_none
             else None,
             "none_margin": scoring.NONE_MARGIN if scorer.has_none else None,
-            "default_threshold": scoring.DEFAULT_THRESHOLD,
+            "default_threshold": scorer.default_threshold,
         },
         warnings={"count": len(warnings), "first": warnings[:MANIFEST_WARNINGS]},
         overlaps=overlaps.summary(),
@@ -201,12 +201,15 @@ def _examples(
 def _overlaps(
     route_set: RouteSet, texts: _Texts, vectors: np.ndarray, cache: EmbeddingCache
 ) -> OverlapReport:
-    """Route and none-route utterances together: a route utterance near a none-route
-    example is worth showing too."""
+    """Route utterances against route and none-route utterances: a route utterance near a
+    none-route example is worth showing. None-route utterances are not checked themselves
+    (they are diverse by design, their nearest neighbour is rarely one of their own)."""
     offset = len(route_set.routes)
     names = route_set.names + [r.name for r in route_set.none_routes]
     labels = np.array(
         texts.route_labels + [offset + label for label in texts.none_labels], dtype=np.int64
     )
     all_vectors = np.concatenate([vectors, cache.lookup(texts.none_texts)])
-    return find_overlaps(all_vectors, labels, names, texts.route_texts + texts.none_texts)
+    return find_overlaps(
+        all_vectors, labels, names, texts.route_texts + texts.none_texts, checked=offset
+    )

@@ -94,7 +94,8 @@ class Matcher:
 
     A route's threshold is, by precedence: its YAML ``threshold``, then a per-route
     threshold fitted by ``intent-router fit``, then the fitted global one, then
-    :data:`scoring.DEFAULT_THRESHOLD`.
+    :data:`scoring.DEFAULT_THRESHOLD` (:data:`scoring.NONE_DEFAULT_THRESHOLD` with none
+    routes).
     """
 
     def __init__(
@@ -108,7 +109,7 @@ class Matcher:
         base = (
             fitted.global_threshold
             if fitted.global_threshold is not None
-            else scoring.DEFAULT_THRESHOLD
+            else self.scorer.default_threshold
         )
         self.thresholds = np.array(
             [

@@ -5,7 +5,8 @@ route sits in that route's territory: a query like it may go either way. ``build
 such utterances, worst first (the largest gap between the other route's nearest
 utterance and the own route's), so a route author sees which pairs of routes overlap and
 which utterances to move, reword or turn into ``negatives``. ``kind: none`` routes take
-part: a route utterance nearer to a none-route example than to its own route is listed.
+part as neighbours: a route utterance nearer to a none-route example than to its own route
+is listed (none-route utterances themselves are not checked: they are diverse by design).
 Routes with a single utterance have no "own" neighbour and are not checked.
 """
 
@@ -74,9 +75,11 @@ def find_overlaps(
     texts: Sequence[str],
     *,
     limit: int = TOP_OVERLAPS,
+    checked: int | None = None,
 ) -> OverlapReport:
     """Utterances (rows of ``vectors``, route ``labels`` into ``names``) nearer to another
-    route than to their own; blockwise, so memory stays O(block x n)."""
+    route than to their own; blockwise, so memory stays O(block x n). With ``checked``,
+    only utterances of the routes with labels below it are checked (all are neighbours)."""
     n = len(vectors)
     sizes = np.bincount(labels, minlength=len(names)) if n else np.zeros(len(names), int)
     found: list[tuple[float, int, int, float, float]] = []  # gap, row, other row, own, other
@@ -90,6 +93,8 @@ def find_overlaps(
         other_row = other_sims.argmax(axis=1)
         other = other_sims[np.arange(len(rows)), other_row]
         hits = (other > own) & (sizes[labels[rows]] > 1)
+        if checked is not None:
+            hits &= labels[rows] < checked
         for i in np.flatnonzero(hits):
             found.append(
                 (float(other[i] - own[i]), int(rows[i]), int(other_row[i]), own[i], other[i])
