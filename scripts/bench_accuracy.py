@@ -100,9 +100,7 @@ def clinc(args: argparse.Namespace, encoder: Encoder, work: Path, cached: Path) 
         _write_route(routes_dir / f"{intent}.yaml", intent, utterances)
     val = _write_dataset(work / "val.jsonl", data["val"] + data["oos_val"], keep)
     test = _write_dataset(work / "test.jsonl", data["test"] + data["oos_test"], keep)
-    common = ["--routes", str(routes_dir), "--index", str(index_dir)]
-    if args.encoder:
-        common += ["--encoder", args.encoder]
+    common = _flags(args, routes_dir, index_dir)
 
     print(f"== CLINC150: {len(intents)} routes from train, cold build into {index_dir}")
     _, report = build_index(routes_dir, index_dir, encoder)
@@ -169,9 +167,7 @@ def clinc_none_route(
         encoding="utf-8",
     )
     val, test = work / "val.jsonl", work / "test.jsonl"
-    common = ["--routes", str(routes_dir), "--index", str(index_dir)]
-    if args.encoder:
-        common += ["--encoder", args.encoder]
+    common = _flags(args, routes_dir, index_dir)
     print(f"\n== none route: {len(intents)} routes + kind: none route of oos_train")
     _, report = build_index(routes_dir, index_dir, encoder)
     _print_build(report)
@@ -244,9 +240,7 @@ def shipped_routes(args: argparse.Namespace, encoder: Encoder, work: Path) -> di
     print(f"\n== shipped routes {args.routes} on {args.llm_data}, default threshold")
     _, report = build_index(Path(args.routes), index_dir, encoder)
     _print_build(report)
-    common = ["--routes", str(args.routes), "--index", str(index_dir)]
-    if args.encoder:
-        common += ["--encoder", args.encoder]
+    common = _flags(args, Path(args.routes), index_dir)
     text = _run_cli(["eval", *common, "--dataset", str(args.llm_data)])
     print(text)
     summary = _cli_eval_json(common, Path(args.llm_data))
@@ -254,6 +248,12 @@ def shipped_routes(args: argparse.Namespace, encoder: Encoder, work: Path) -> di
         "llm_routes_in_scope_accuracy": summary["in_scope_accuracy"],
         "llm_routes_oos_recall": summary["oos_recall"],
     }
+
+
+def _flags(args: argparse.Namespace, routes_dir: Path, index_dir: Path) -> list[str]:
+    """The ``--routes``/``--index``/``--encoder`` flags every command of a section takes."""
+    common = ["--routes", str(routes_dir), "--index", str(index_dir)]
+    return common + (["--encoder", args.encoder] if args.encoder else [])
 
 
 def _cli_eval_json(common: list[str], dataset: Path) -> dict[str, Any]:
