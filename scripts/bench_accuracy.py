@@ -13,14 +13,16 @@ CLINC150 with a none route (section "none route", :func:`clinc_none_route`): the
 routes plus a ``kind: none`` route made of the 100 ``oos_train`` utterances, rebuilt
 incrementally into the same index (only those 100 are embedded); ``intent-router fit`` on
 ``val`` + ``oos_val`` under ``--objective`` (default ``oos-recall:0.9``) and, for the
-trade-off, under a few other objectives; every figure is ``intent-router eval`` on
-``test`` + ``oos_test`` (never used to choose anything).
+trade-off, under a few other objectives (through the functions those commands call, with
+val and test embedded once); every figure is on ``test`` + ``oos_test``, never used to
+choose anything. With ``--cache`` the CLINC build is warm on later runs
+(``build_utterances_per_s`` is then null).
 
 Shipped routes (``--routes``, default ``routes/``) on ``--llm-data`` (default
 ``tests/data/llm_requests.jsonl``) at the default threshold: ``intent-router eval --json``.
 ``--routes-eval`` runs only this part (a few seconds of embedding).
 
-    python3 scripts/bench_accuracy.py                # everything (~15 min on 2 busy cores)
+    python3 scripts/bench_accuracy.py                # everything (~25 min on 2 busy cores)
     python3 scripts/bench_accuracy.py --routes-eval  # shipped routes only
     python3 scripts/bench_accuracy.py --intents 10   # a quick CLINC run on 10 intents
     python3 scripts/bench_accuracy.py --cache /tmp/ba  # keep indexes and embedding caches
