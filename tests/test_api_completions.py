@@ -151,7 +151,9 @@ def test_primary_failure_fails_over_and_the_response_lists_attempts(
     assert fake.calls("claude-up") == 1  # a 401 is not retried
 
 
-def test_all_models_failing_is_a_502_listing_the_attempts(server: str, fake: FakeUpstream) -> None:
+def test_all_models_failing_is_a_502_listing_the_attempts(
+    server: str, fake: FakeUpstream
+) -> None:
     fake.always("claude-up", Fault.http(500))
     fake.always("gpt-up", Fault.malformed())
     response = httpx.post(

@@ -18,7 +18,9 @@ from intent_router.testing.server import serve_in_thread
 
 
 def make_settings(routes_dir: Path, tmp_path: Path, **extra: object) -> Settings:
-    return Settings(routes_dir=routes_dir, index_dir=tmp_path / "index", models_file=None, **extra)  # type: ignore[arg-type]
+    return Settings(
+        routes_dir=routes_dir, index_dir=tmp_path / "index", models_file=None, **extra
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -64,9 +66,7 @@ def test_out_of_scope_query_gets_no_route(client: TestClient) -> None:
 
 
 def test_yaml_threshold_overrides_the_default(
-    write_routes,
-    tmp_path: Path,
-    encoder: Encoder,  # type: ignore[no-untyped-def]
+    write_routes, tmp_path: Path, encoder: Encoder  # type: ignore[no-untyped-def]
 ) -> None:
     from tests.conftest import SMALL_ROUTES
 
@@ -119,9 +119,8 @@ def test_start_up_refuses_a_missing_index_without_build(
     routes_dir: Path, tmp_path: Path, encoder: Encoder
 ) -> None:
     settings = make_settings(routes_dir, tmp_path)
-    with (
-        pytest.raises(Exception, match="intent-router build"),
-        TestClient(create_app(settings, encoder=encoder)),
+    with pytest.raises(Exception, match="intent-router build"), TestClient(
+        create_app(settings, encoder=encoder)
     ):
         pass
 
@@ -141,7 +140,9 @@ async def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
     app = create_app(make_settings(routes_dir, tmp_path), encoder=encoder)
     with serve_in_thread(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-            results = await asyncio.gather(*(http.post("/route", json={"query": q}) for q in texts))
+            results = await asyncio.gather(
+                *(http.post("/route", json={"query": q}) for q in texts)
+            )
             sequential = [(await http.post("/route", json={"query": q})).json() for q in expected]
             metrics = (await http.get("/metrics")).text
     batches = _metric(metrics, "intent_router_encoder_batches_total")

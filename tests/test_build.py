@@ -78,22 +78,9 @@ def test_serve_refuses_a_stale_index_before_starting(
     build_index(routes_dir, index_dir, encoder)
     (routes_dir / "extra.yaml").write_text("utterances: [book a flight to rome]\n")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "intent_router.cli",
-            "-q",
-            "serve",
-            "--routes",
-            str(routes_dir),
-            "--index",
-            str(index_dir),
-            "--port",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-m", "intent_router.cli", "-q", "serve",
+         "--routes", str(routes_dir), "--index", str(index_dir), "--port", "1"],
+        capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2
     assert "route files changed" in result.stderr and "intent-router build" in result.stderr
@@ -109,17 +96,8 @@ def test_killed_build_never_leaves_a_half_index(
     many = {"utterances": [f"question number {i} about topic {i % 7}" for i in range(300)]}
     (routes_dir / "bulk.yaml").write_text(yaml.safe_dump(many))
     new_fp = load_routes(routes_dir).fingerprint
-    cmd = [
-        sys.executable,
-        "-m",
-        "intent_router.cli",
-        "-q",
-        "build",
-        "--routes",
-        str(routes_dir),
-        "--index",
-        str(index_dir),
-    ]
+    cmd = [sys.executable, "-m", "intent_router.cli", "-q", "build",
+           "--routes", str(routes_dir), "--index", str(index_dir)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     seen = set()
     for delay in (0.5, 1.5, 2.5, 3.5, 4.5):

@@ -98,3 +98,4 @@ async def list_models(gateway: Gateway) -> dict[str, Any]:
             for name in names
         ],
     }
+
