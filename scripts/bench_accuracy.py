@@ -9,6 +9,15 @@ into a fresh temporary index with :func:`intent_router.build.build_index` (the c
 threshold, before fitting. Then one route gets 3 more utterances and the index is rebuilt:
 only those 3 are embedded.
 
+CLINC150 with a none route (section "none route", :func:`clinc_none_route`): the same
+routes plus a ``kind: none`` route made of the 100 ``oos_train`` utterances, rebuilt
+incrementally into the same index (only those 100 are embedded); ``intent-router fit`` on
+``val`` + ``oos_val`` under ``--objective`` (default ``oos-recall:0.9``) and, for the
+trade-off, under a few other objectives (through the functions those commands call, with
+val and test embedded once); every figure is on ``test`` + ``oos_test``, never used to
+choose anything. With ``--cache`` the CLINC build is warm on later runs
+(``build_utterances_per_s`` is then null).
+
 Shipped routes (``--routes``, default ``routes/``) on ``--llm-data`` (default
 ``tests/data/llm_requests.jsonl``) at the default threshold: ``intent-router eval --json``.
 ``--routes-eval`` runs only this part (a few seconds of embedding) and the next one.
@@ -20,9 +29,10 @@ topic switches) on each split (``dev``, ``holdout``, ``fresh``; see scripts/data
 and all together; then ``POST /route``
 latency for a conversation of 6 user turns against a single query (median ratio, one run).
 
-    python3 scripts/bench_accuracy.py                # everything (~15 min on 2 busy cores)
+    python3 scripts/bench_accuracy.py                # everything (~25 min on 2 busy cores)
     python3 scripts/bench_accuracy.py --routes-eval  # shipped routes only
     python3 scripts/bench_accuracy.py --intents 10   # a quick CLINC run on 10 intents
+    python3 scripts/bench_accuracy.py --cache /tmp/ba  # keep indexes and embedding caches
 
 The last line printed is one JSON object: in_scope_accuracy, oos_recall, overall_accuracy,
 macro_f1, build_utterances_per_s, fit_threshold, rebuild_embedded, rebuild_reused,
@@ -30,7 +40,11 @@ llm_routes_in_scope_accuracy, llm_routes_oos_recall (only the last two with --ro
 multiturn_follow_up, multiturn_switch, multiturn_last_turn_only_follow_up,
 multiturn_last_turn_only_switch, multiturn_holdout_follow_up, multiturn_holdout_switch,
 multiturn_fresh_follow_up, multiturn_fresh_switch, multiturn_route_latency_ratio (the
-multiturn keys also with --routes-eval).
+multiturn keys also with --routes-eval);
+and for the none route: none_route_in_scope_accuracy, none_route_oos_recall,
+none_route_overall_accuracy, none_route_macro_f1, none_route_objective,
+none_route_threshold, none_route_oos_refused_by_none_route, none_route_rebuild_embedded,
+none_route_sweep (objective -> [in-scope accuracy, out-of-scope recall]).
 """
 
 from __future__ import annotations
@@ -47,14 +61,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from intent_router import cli
 from intent_router.build import BuildReport, build_index
 from intent_router.config import Settings
 from intent_router.embedding.encoder import DEFAULT_MODEL, Encoder
-from intent_router.embedding.index import load_index
-from intent_router.routing.loader import load_routes
+from intent_router.embedding.index import RouteIndex, Thresholds, load_index
+from intent_router.routing.evaluation import evaluate, format_report, load_dataset
+from intent_router.routing.loader import RouteSet, load_routes
+from intent_router.routing.matcher import Matcher
+from intent_router.routing.thresholds import Objective, fit_thresholds
 from intent_router.service import RouterService
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,30 +94,33 @@ def main() -> int:
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as tmp:
         work = Path(tmp)
+        cached = Path(args.cache) if args.cache else work
         if not args.routes_eval:
-            figures.update(clinc(args, encoder, work))
+            figures.update(clinc(args, encoder, work, cached))
+            figures.update(clinc_none_route(args, encoder, work, cached))
         figures.update(shipped_routes(args, encoder, work))
         figures.update(multiturn(args, encoder, work))
     print(json.dumps(figures))
     return 0
 
 
-def clinc(args: argparse.Namespace, encoder: Encoder, work: Path) -> dict[str, Any]:
+def _clinc_intents(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     data = json.loads(Path(args.data).read_text(encoding="utf-8"))
     intents = sorted({intent for _, intent in data["train"]})
-    if args.intents:
-        intents = intents[: args.intents]
+    return data, intents[: args.intents] if args.intents else intents
+
+
+def clinc(args: argparse.Namespace, encoder: Encoder, work: Path, cached: Path) -> dict[str, Any]:
+    data, intents = _clinc_intents(args)
     keep = set(intents)
-    routes_dir, index_dir = work / "clinc-routes", work / "clinc-index"
+    routes_dir, index_dir = work / "clinc-routes", cached / "clinc-index"
     routes_dir.mkdir()
     for intent in intents:
         utterances = [text for text, label in data["train"] if label == intent]
         _write_route(routes_dir / f"{intent}.yaml", intent, utterances)
     val = _write_dataset(work / "val.jsonl", data["val"] + data["oos_val"], keep)
     test = _write_dataset(work / "test.jsonl", data["test"] + data["oos_test"], keep)
-    common = ["--routes", str(routes_dir), "--index", str(index_dir)]
-    if args.encoder:
-        common += ["--encoder", args.encoder]
+    common = _flags(args, routes_dir, index_dir)
 
     print(f"== CLINC150: {len(intents)} routes from train, cold build into {index_dir}")
     _, report = build_index(routes_dir, index_dir, encoder)
@@ -110,7 +131,7 @@ def clinc(args: argparse.Namespace, encoder: Encoder, work: Path) -> dict[str, A
     print(json.dumps(default))
 
     print(f"\n== fit thresholds on val + oos_val ({val})")
-    _cli_fit(common, val, encoder, routes_dir, index_dir)
+    _cli_fit(common, val)
     routes = load_routes(routes_dir)
     fitted = load_index(index_dir, routes_fingerprint=routes.fingerprint, encoder_id=encoder.id)
     threshold = fitted.thresholds.global_threshold
@@ -123,21 +144,115 @@ def clinc(args: argparse.Namespace, encoder: Encoder, work: Path) -> dict[str, A
     changed = intents[0]
     print(f"\n== rebuild after adding {len(EXTRA_UTTERANCES)} utterances to route '{changed}'")
     path = routes_dir / f"{changed}.yaml"
-    route = yaml.safe_load(path.read_text(encoding="utf-8"))
+    original = path.read_text(encoding="utf-8")
+    route = yaml.safe_load(original)
     route["utterances"] += EXTRA_UTTERANCES
     path.write_text(yaml.safe_dump(route, sort_keys=False), encoding="utf-8")
     _, rebuild = build_index(routes_dir, index_dir, encoder)
     _print_build(rebuild)
+    path.write_text(original, encoding="utf-8")  # the none-route section starts from train
     return {
         "in_scope_accuracy": result["in_scope_accuracy"],
         "oos_recall": result["oos_recall"],
         "overall_accuracy": result["overall_accuracy"],
         "macro_f1": result["macro_f1"],
-        "build_utterances_per_s": round(report.utterances_per_s, 1),
+        "build_utterances_per_s": round(report.utterances_per_s, 1) if report.embedded else None,
         "fit_threshold": None if threshold is None else round(threshold, 4),
         "rebuild_embedded": rebuild.embedded,
         "rebuild_reused": rebuild.reused,
     }
+
+
+SWEEP = ("macro-f1", "oos-recall:0.8", "oos-recall:0.9", "oos-recall:0.95")
+
+
+def clinc_none_route(
+    args: argparse.Namespace, encoder: Encoder, work: Path, cached: Path
+) -> dict[str, Any]:
+    """The routes of :func:`clinc` plus a ``kind: none`` route of ``oos_train``."""
+    data, intents = _clinc_intents(args)
+    routes_dir, index_dir = work / "clinc-routes", cached / "clinc-index"
+    none_texts = [text for text, _ in data["oos_train"]]
+    (routes_dir / "out_of_scope.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "out_of_scope",
+                "kind": "none",
+                "description": "CLINC150 oos_train: requests that belong to no route",
+                "utterances": none_texts,
+            },
+            sort_keys=False,
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
+    val, test = work / "val.jsonl", work / "test.jsonl"
+    common = _flags(args, routes_dir, index_dir)
+    print(f"\n== none route: {len(intents)} routes + kind: none route of oos_train")
+    _, report = build_index(routes_dir, index_dir, encoder)
+    _print_build(report)
+
+    print(f"\n== fit --objective {args.objective} on val + oos_val; eval on test + oos_test")
+    _cli_fit(common, val, "--objective", args.objective)
+    chosen = _cli_eval_json(common, test)
+    print(json.dumps(chosen))
+    routes = load_routes(routes_dir)
+    fitted = load_index(index_dir, routes_fingerprint=routes.fingerprint, encoder_id=encoder.id)
+    threshold = fitted.thresholds.global_threshold
+    sweep = objective_sweep(routes, fitted, encoder, val, test, per_route_of=args.objective)
+    print("\ntrade-off (objective fitted on val: in-scope accuracy / out-of-scope recall on test):")
+    for objective, (accuracy, recall) in sweep.items():
+        print(f"  {objective:<16} {accuracy:.2%} / {recall:.2%}")
+    return {
+        "none_route_in_scope_accuracy": chosen["in_scope_accuracy"],
+        "none_route_oos_recall": chosen["oos_recall"],
+        "none_route_overall_accuracy": chosen["overall_accuracy"],
+        "none_route_macro_f1": chosen["macro_f1"],
+        "none_route_oos_refused_by_none_route": chosen["oos_refused_by_none_route"],
+        "none_route_objective": args.objective,
+        "none_route_threshold": None if threshold is None else round(threshold, 4),
+        "none_route_rebuild_embedded": report.embedded,
+        "none_route_sweep": sweep,
+    }
+
+
+def objective_sweep(
+    routes: RouteSet,
+    index: RouteIndex,
+    encoder: Encoder,
+    val: Path,
+    test: Path,
+    *,
+    per_route_of: str,
+) -> dict[str, list[float]]:
+    """What ``fit --objective X`` then ``eval`` give for each X of :data:`SWEEP`, through
+    the functions those commands call, with val and test embedded once."""
+    fit_rows = load_dataset(val, known_routes=routes.names)
+    test_rows = load_dataset(test, known_routes=routes.names)
+    fit_vectors = encoder.encode([e.text for e in fit_rows])
+    test_vectors = encoder.encode([e.text for e in test_rows])
+    matcher = Matcher(routes, index)
+    assessed = matcher.assess(fit_vectors)
+    position = {name: i for i, name in enumerate(matcher.names)}
+    gold = np.array([position[e.route] if e.route else -1 for e in fit_rows])
+    sweep: dict[str, list[float]] = {}
+    for objective in dict.fromkeys([*SWEEP, per_route_of]):
+        threshold, _ = fit_thresholds(
+            assessed.best_score,
+            assessed.best,
+            gold,
+            n_routes=len(matcher.names),
+            objective=Objective.parse(objective),
+            refused=assessed.refused,
+        )
+        index.thresholds = Thresholds(global_threshold=threshold)
+        decisions = Matcher(routes, index).decide(test_vectors)
+        report = evaluate([e.route for e in test_rows], [d.route for d in decisions])
+        sweep[objective] = [round(report.in_scope_accuracy, 4), round(report.oos_recall, 4)]
+        if objective == per_route_of:
+            print(f"\n== objective {objective}: per route on test + oos_test (top 12 rows)")
+            print("\n".join(format_report(report).splitlines()[:12]))
+    return sweep
 
 
 def shipped_routes(args: argparse.Namespace, encoder: Encoder, work: Path) -> dict[str, Any]:
@@ -145,9 +260,7 @@ def shipped_routes(args: argparse.Namespace, encoder: Encoder, work: Path) -> di
     print(f"\n== shipped routes {args.routes} on {args.llm_data}, default threshold")
     _, report = build_index(Path(args.routes), index_dir, encoder)
     _print_build(report)
-    common = ["--routes", str(args.routes), "--index", str(index_dir)]
-    if args.encoder:
-        common += ["--encoder", args.encoder]
+    common = _flags(args, Path(args.routes), index_dir)
     text = _run_cli(["eval", *common, "--dataset", str(args.llm_data)])
     print(text)
     summary = _cli_eval_json(common, Path(args.llm_data))
@@ -253,50 +366,22 @@ def _route_latency_ratio(settings: Settings, encoder: Encoder, rounds: int = 40)
     return round(many / one, 2)
 
 
+def _flags(args: argparse.Namespace, routes_dir: Path, index_dir: Path) -> list[str]:
+    """The ``--routes``/``--index``/``--encoder`` flags every command of a section takes."""
+    common = ["--routes", str(routes_dir), "--index", str(index_dir)]
+    return common + (["--encoder", args.encoder] if args.encoder else [])
+
+
 def _cli_eval_json(common: list[str], dataset: Path) -> dict[str, Any]:
     out = _run_cli(["eval", *common, "--dataset", str(dataset), "--json"])
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
-def _cli_fit(
-    common: list[str], dataset: Path, encoder: Encoder, routes_dir: Path, index_dir: Path
-) -> None:
-    """``intent-router fit``; if that command itself crashes, the same steps it takes."""
-    try:
-        print(_run_cli(["fit", *common, "--dataset", str(dataset)]).strip())
-    except TypeError as exc:
-        print(f"!! `intent-router fit` crashed ({exc}); fitting with the functions it calls")
-        _fit_like_cli(routes_dir, index_dir, dataset, encoder)
-
-
-def _fit_like_cli(routes_dir: Path, index_dir: Path, dataset: Path, encoder: Encoder) -> None:
-    """What ``cli.cmd_fit`` does, with ``scoring.fit_thresholds`` called by its signature."""
-    import numpy as np
-
-    from intent_router.embedding.index import Thresholds, save_thresholds
-    from intent_router.routing import scoring
-    from intent_router.routing.evaluation import load_dataset
-    from intent_router.routing.matcher import Matcher
-
-    routes = load_routes(routes_dir)
-    index = load_index(index_dir, routes_fingerprint=routes.fingerprint, encoder_id=encoder.id)
-    examples = load_dataset(dataset, known_routes=routes.names)
-    matcher = Matcher(routes, index)
-    decisions = matcher.decide(encoder.encode([e.text for e in examples]))
-    position = {name: i for i, name in enumerate(matcher.names)}
-    best = [d.candidates[0] for d in decisions]  # top route whatever the threshold
-    global_t, _ = scoring.fit_thresholds(
-        [c.score for c in best],
-        [position[c.route] for c in best],
-        np.array([position[e.route] if e.route else -1 for e in examples]),
-        n_routes=len(matcher.names),
-    )
-    thresholds = Thresholds(
-        global_threshold=global_t, fitted_on=str(dataset), fitted_at=time.time()
-    )
-    path = save_thresholds(index, thresholds)
-    print(f"fitted global threshold {global_t:.4f} on {len(examples)} examples; stored in {path}")
+def _cli_fit(common: list[str], dataset: Path, *extra: str) -> str:
+    out = _run_cli(["fit", *common, "--dataset", str(dataset), *extra]).strip()
+    print(out)
+    return out
 
 
 def _run_cli(argv: list[str]) -> str:
@@ -343,6 +428,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--intents", type=int, default=0, help="first N intents only (0 = all)")
     parser.add_argument(
         "--routes-eval", action="store_true", help="only evaluate the shipped routes"
+    )
+    parser.add_argument(
+        "--objective",
+        default="oos-recall:0.9",
+        help="fit objective of the none-route section (see intent-router fit --help)",
+    )
+    parser.add_argument(
+        "--cache",
+        default="",
+        help="folder for the CLINC index and its embedding cache, kept between runs "
+        "(default: a temporary folder, so the build is cold)",
     )
     return parser
 

@@ -58,6 +58,9 @@ def test_out_of_scope_query_gets_no_route(client: TestClient) -> None:
     assert body["route"] is None
     assert body["score"] < body["threshold"]
     assert body["chain"] == []  # no models file: the default chain is empty
+    # The decision record says why; this route set has no none route and no negatives.
+    assert body["reason"] == "below_threshold"
+    assert body["none_route"] is None and body["repelled"] == []
 
 
 def test_yaml_threshold_overrides_the_default(

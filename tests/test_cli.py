@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import SMALL_ROUTES, RouteWriter
 
 from intent_router.build import build_index
 from intent_router.cli import main
@@ -67,7 +68,10 @@ def test_eval_json_prints_one_object_consistent_with_the_data(
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     summary = json.loads(lines[0])
-    assert set(summary) == {"n", "in_scope_accuracy", "oos_recall", "overall_accuracy", "macro_f1"}
+    assert {"n", "in_scope_accuracy", "oos_recall", "overall_accuracy", "macro_f1"} <= set(summary)
+    # No none route and no negatives in this route set: nothing refused by either.
+    assert summary["oos_refused_by_none_route"] == 0.0
+    assert summary["negatives_refused"] == 0
     assert summary["n"] == len(ROWS)
     assert summary["in_scope_accuracy"] == pytest.approx(4 / 5, abs=1e-4)
     assert summary["oos_recall"] == pytest.approx(1.0)
@@ -132,3 +136,60 @@ def test_a_missing_index_names_the_build_command(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "intent-router build" in captured.err
+
+
+@pytest.mark.parametrize(("floor", "status"), [("0.95", 1), ("0.8", 0), (str(8 / 9), 0)])
+def test_eval_min_accuracy_gates_on_overall_accuracy(
+    routes_dir: Path,
+    index_dir: Path,
+    dataset: Path,
+    capsys: pytest.CaptureFixture[str],
+    floor: str,
+    status: int,
+) -> None:
+    # Overall accuracy on ROWS is 8/9 = 0.8889 (see the test above).
+    code = _cli("eval", routes_dir, index_dir, "--dataset", str(dataset), "--min-accuracy", floor)
+    assert code == status
+    err = capsys.readouterr().err
+    assert ("below --min-accuracy" in err) == (status == 1)
+
+
+@pytest.mark.parametrize("floor", ["1.5", "-0.1", "high"])
+def test_eval_min_accuracy_must_be_a_fraction(
+    routes_dir: Path, index_dir: Path, dataset: Path, floor: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _cli("eval", routes_dir, index_dir, "--dataset", str(dataset), "--min-accuracy", floor)
+    assert exit_info.value.code == 2
+
+
+def test_fit_objective_is_stored_and_reported_per_route(
+    routes_dir: Path, index_dir: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--dataset", str(dataset), "--objective", "oos-recall:1.0", "--report")
+    assert _cli("fit", routes_dir, index_dir, *args) == 0
+    out = capsys.readouterr().out
+    assert "under objective oos-recall:1" in out
+    assert "precision" in out and "<none>" in out and "out-of-scope refused: 4 of 4" in out
+    stored = json.loads((current_build(index_dir) / "thresholds.json").read_text())
+    assert stored["objective"] == "oos-recall:1"
+
+
+def test_fit_refuses_an_unknown_objective(
+    routes_dir: Path, index_dir: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli("fit", routes_dir, index_dir, "--dataset", str(dataset), "--objective", "f2") == 2
+    assert "unknown objective 'f2'" in capsys.readouterr().err
+
+
+def test_build_prints_repeats_and_overlaps(
+    write_routes: RouteWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    math = dict(SMALL_ROUTES["math"])
+    math["utterances"] = [*math["utterances"], "SOLVE the equation 3x + 7 = 22"]  # type: ignore[misc]
+    math["utterances"].append("write a python function that computes a derivative")
+    folder = write_routes({**SMALL_ROUTES, "math": math})
+    assert _cli("build", folder, tmp_path / "index") == 0
+    out = capsys.readouterr().out
+    assert "warning: " in out and "math.yaml:" in out and "copy dropped" in out
+    assert "overlapping routes:" in out and "math -> code" in out

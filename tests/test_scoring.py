@@ -9,7 +9,8 @@ import pytest
 
 from intent_router.errors import ConfigError, IndexError_
 from intent_router.routing import scoring
-from intent_router.routing.scoring import DEFAULT_THRESHOLD, Scorer, fit, fit_thresholds
+from intent_router.routing.scoring import DEFAULT_THRESHOLD, Scorer, fit
+from intent_router.routing.thresholds import fit_thresholds
 
 DIM = 32
 
@@ -150,3 +151,59 @@ def test_fit_thresholds_rejects_mismatched_inputs() -> None:
 
 def test_the_default_threshold_is_on_the_cosine_scale() -> None:
     assert 0.0 < scoring.DEFAULT_THRESHOLD < 1.0
+
+
+def _with_none_and_negatives() -> tuple[Scorer, np.ndarray, np.ndarray]:
+    """4 route clusters, a none cluster (centre 4) and a negative of route 0 at centre 5."""
+    x, y, centres = _clusters(n_routes=6, per_route=20, seed=4)
+    routes = y < 4
+    none = scoring.Examples(x[y == 4], np.zeros(20, dtype=np.int64))
+    negatives = scoring.Examples(centres[5:6], np.array([0]))
+    scorer = fit(x[routes], y[routes], 4, none=none, negatives=negatives, iterations=100)
+    return scorer, x, centres
+
+
+def test_a_none_class_scores_queries_among_its_utterances_above_every_route() -> None:
+    scorer, _, centres = _with_none_and_negatives()
+    assert scorer.has_none and scorer.weights.shape[1] == 5
+    none_score, none_route = scorer.none_scores(centres)
+    route_best = scorer.scores(centres).max(axis=1)
+    assert none_score[4] > route_best[4]  # the none cluster's centre
+    assert (none_score[:4] < route_best[:4]).all()  # route centres
+    assert none_route.tolist() == [0] * 6
+    assert (scorer.alpha, scorer.sharpness) == (scoring.NONE_ALPHA, scoring.NONE_SHARPNESS)
+
+
+def test_a_query_nearer_to_a_routes_negative_than_to_its_utterances_is_repelled() -> None:
+    scorer, _, centres = _with_none_and_negatives()
+    repelled = scorer.repelled(centres)
+    assert repelled[5].tolist() == [True, False, False, False]
+    assert not repelled[np.arange(4), np.arange(4)].any()  # never from its own route
+
+
+def test_without_none_routes_nothing_changes() -> None:
+    x, y, centres = _clusters(n_routes=3, per_route=10)
+    scorer = fit(x, y, 3, iterations=50)
+    assert not scorer.has_none
+    assert np.isneginf(scorer.none_scores(centres)[0]).all()
+    assert not scorer.repelled(centres).any()
+    old_index = {k: v for k, v in scorer.to_arrays().items() if k in scoring._ARRAY_KEYS}
+    np.testing.assert_array_equal(
+        Scorer.from_arrays(old_index).scores(centres), scorer.scores(centres)
+    )
+
+
+def test_none_and_negatives_survive_the_round_trip(tmp_path: Path) -> None:
+    scorer, _, centres = _with_none_and_negatives()
+    path = tmp_path / "scorer.npz"
+    np.savez(path, **scorer.to_arrays())
+    with np.load(path) as arrays:
+        loaded = Scorer.from_arrays(arrays)
+    np.testing.assert_array_equal(loaded.none_scores(centres)[0], scorer.none_scores(centres)[0])
+    np.testing.assert_array_equal(loaded.repelled(centres), scorer.repelled(centres))
+
+
+def test_the_none_class_weight_is_capped_for_small_route_sets() -> None:
+    assert scoring.none_class_weight(15000, 150, 100) == pytest.approx(5.0)
+    # 4 routes x 10 utterances, 12 none utterances: at most a quarter of 40 in total.
+    assert scoring.none_class_weight(40, 4, 12) == pytest.approx(10 / 12)

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import ValidationError
@@ -16,6 +17,10 @@ from pydantic import ValidationError
 from intent_router import logs
 from intent_router.config import Settings
 from intent_router.errors import ConfigError, IntentRouterError
+
+if TYPE_CHECKING:
+    from intent_router.routing.evaluation import Example, Report
+    from intent_router.routing.matcher import Decision
 
 log = logging.getLogger("intent_router")
 DEFAULT_PORT = 4000  # not vLLM's 8000 nor Ollama's 11434, which local upstreams use
@@ -60,11 +65,29 @@ def cmd_build(args: argparse.Namespace) -> int:
     _, report = build_index(
         settings.routes_dir, settings.index_dir, encoder, progress=not args.quiet
     )
+    extra = ""
+    if report.none_routes or report.negatives:
+        extra = (
+            f"; {report.none_routes} none routes ({report.none_utterances} utterances), "
+            f"{report.negatives} negatives"
+        )
     print(
         f"built {report.folder}: {report.routes} routes, {report.utterances} utterances "
         f"({report.embedded} embedded, {report.reused} reused) in {report.seconds:.1f}s"
         + (f", {report.utterances_per_s:.0f} utterances/s" if report.embedded else "")
+        + extra
     )
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    overlaps = report.overlaps
+    if overlaps is not None and overlaps.count:
+        print(
+            f"overlapping routes: {overlaps.count} utterances are nearer to another route "
+            f"than to their own; pairs: "
+            + ", ".join(f"{a} -> {b} ({n})" for a, b, n in overlaps.pairs[:10])
+        )
+        for overlap in overlaps.top:
+            print(f"  {overlap}")
     return 0
 
 
@@ -82,21 +105,25 @@ def _loaded(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from intent_router.embedding.index import Thresholds, save_thresholds
-    from intent_router.routing import scoring
-    from intent_router.routing.evaluation import load_dataset
+    from intent_router.routing.evaluation import format_report, load_dataset
     from intent_router.routing.matcher import Matcher
+    from intent_router.routing.thresholds import Objective, fit_thresholds
 
+    objective = Objective.parse(args.objective)
     _, encoder, routes, index = _loaded(args)
     examples = load_dataset(args.dataset, known_routes=routes.names)
+    vectors = encoder.encode([e.text for e in examples], progress=not args.quiet)
     matcher = Matcher(routes, index)
-    scores = matcher.scores(encoder.encode([e.text for e in examples], progress=not args.quiet))
+    assessed = matcher.assess(vectors)
     position = {name: i for i, name in enumerate(matcher.names)}
     gold = np.array([position[e.route] if e.route else -1 for e in examples])
-    global_t, per_route = scoring.fit_thresholds(
-        scores.max(axis=1),
-        scores.argmax(axis=1),
+    global_t, per_route = fit_thresholds(
+        assessed.best_score,
+        assessed.best,
         gold,
         n_routes=len(matcher.names),
+        objective=objective,
+        refused=assessed.refused,
         per_route=args.per_route,
     )
     fitted = (
@@ -107,30 +134,63 @@ def cmd_fit(args: argparse.Namespace) -> int:
         per_route=fitted,
         fitted_on=str(args.dataset),
         fitted_at=time.time(),
+        objective=str(objective),
     )
     path = save_thresholds(index, thresholds)
     print(
-        f"fitted global threshold {global_t:.4f}"
+        f"fitted global threshold {global_t:.4f} under objective {objective}"
         + (f" and {len(thresholds.per_route)} per-route thresholds" if per_route else "")
         + f" on {len(examples)} examples; stored in {path}"
     )
+    if not args.quiet or args.report:
+        report = _report(examples, Matcher(routes, index).decide(vectors))
+        print(f"on the fit set at this threshold:\n{format_report(report)}")
     return 0
 
 
+def _report(examples: Sequence[Example], decisions: Sequence[Decision]) -> Report:
+    from intent_router.routing.evaluation import count_refusals, evaluate
+
+    gold = [e.route for e in examples]
+    predicted = [d.route for d in decisions]
+    repelled_top = [
+        d.candidates[0].route if d.candidates and d.candidates[0].route in d.repelled else None
+        for d in decisions
+    ]
+    refusals = count_refusals(gold, predicted, [d.reason for d in decisions], repelled_top)
+    return evaluate(gold, predicted, refusals)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from intent_router.routing.evaluation import evaluate, format_report, load_dataset
+    from intent_router.routing.evaluation import format_report, load_dataset
     from intent_router.routing.matcher import Matcher
 
     _, encoder, routes, index = _loaded(args)
     examples = load_dataset(args.dataset, known_routes=routes.names)
     vectors = encoder.encode([e.text for e in examples], progress=not args.quiet)
-    decisions = Matcher(routes, index).decide(vectors)
-    report = evaluate([e.route for e in examples], [d.route for d in decisions])
+    report = _report(examples, Matcher(routes, index).decide(vectors))
     if args.json:
         print(json.dumps(report.summary()))
     else:
         print(format_report(report))
+    if args.min_accuracy is not None and report.overall_accuracy < args.min_accuracy:
+        print(
+            f"intent-router: overall accuracy {report.overall_accuracy:.4f} is below "
+            f"--min-accuracy {args.min_accuracy:g}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1")
+    return value
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -187,10 +247,34 @@ def _parser() -> argparse.ArgumentParser:
     command("build", "Embed the route utterances and write the index (incremental).", cmd_build)
     fit = command("fit", "Fit thresholds on labelled data; stored with the index.", cmd_fit)
     fit.add_argument("--dataset", type=Path, required=True, help='JSONL of {"text", "route"}')
-    fit.add_argument("--per-route", action="store_true", help="also fit one threshold per route")
+    fit.add_argument(
+        "--per-route",
+        action="store_true",
+        help="also fit one threshold per route (macro-f1 only)",
+    )
+    fit.add_argument(
+        "--objective",
+        default="macro-f1",
+        help="what the threshold maximises: macro-f1 (default; routes plus 'none' as one "
+        "more class), oos-recall:R (best in-scope accuracy refusing at least R of the "
+        "out-of-scope rows), precision:P (most routed right with at least P of routed "
+        "requests on their right route)",
+    )
+    fit.add_argument(
+        "--report",
+        action="store_true",
+        help="print per-route precision/recall on the fit set even with -q",
+    )
     ev = command("eval", "Report routing accuracy on labelled data.", cmd_eval)
     ev.add_argument("--dataset", type=Path, required=True, help='JSONL of {"text", "route"}')
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument(
+        "--min-accuracy",
+        type=_fraction,
+        metavar="X",
+        help="exit with status 1 when the overall accuracy (routes and 'none' alike, a "
+        "fraction 0-1) is below X; for gating route changes in CI",
+    )
     serve = command("serve", "Serve the HTTP API.", cmd_serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument(

@@ -111,6 +111,18 @@ class RouteResponse(BaseModel):
     threshold: float
     candidates: list[CandidateOut]
     chain: list[str]
+    reason: str = Field(
+        default="matched",
+        description="matched, below_threshold, none_route (a kind: none route won) or "
+        "negatives (every route refused by its negatives).",
+    )
+    none_route: str | None = Field(
+        default=None, description="The nearest kind: none route, when the route set has one."
+    )
+    none_score: float | None = Field(default=None, description="Its score (route scale).")
+    repelled: list[str] = Field(
+        default_factory=list, description="Routes refused for this query by their negatives."
+    )
     truncated: bool = Field(description="True when the query was cut to max_query_chars.")
     decided_by: Literal["last_turn", "context"] | None = Field(
         default=None,

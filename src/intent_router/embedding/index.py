@@ -5,10 +5,12 @@ Layout of an index folder::
     index/
       CURRENT                 name of the complete build in use (replaced atomically)
       builds/<build-id>/
-        manifest.json         encoder id, dimension, normalisation, route fingerprints, counts
+        manifest.json         encoder id, dimension, normalisation, route fingerprints, counts,
+                              none routes, loader warnings, overlapping routes
         utterances.faiss      IndexFlatIP over the L2-normalised utterance vectors
         utterances.json       [{"route": name, "text": utterance}, ...] in vector order
-        scorer.npz            arrays fitted at build time from the utterance vectors
+        scorer.npz            arrays fitted at build time from the utterance vectors (with
+                              the none-route utterances and the negatives)
         thresholds.json       written by `intent-router fit` (absent until then)
       embedding-cache/        text → vector cache for incremental rebuilds
 
@@ -46,6 +48,8 @@ class Thresholds:
     per_route: dict[str, float] = field(default_factory=dict)
     fitted_on: str | None = None
     fitted_at: float | None = None
+    objective: str | None = None
+    """The objective the threshold was fitted under (``intent-router fit --objective``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +57,7 @@ class Thresholds:
             "per_route": self.per_route,
             "fitted_on": self.fitted_on,
             "fitted_at": self.fitted_at,
+            "objective": self.objective,
         }
 
     @classmethod
@@ -62,6 +67,7 @@ class Thresholds:
             per_route={str(k): float(v) for k, v in (data.get("per_route") or {}).items()},
             fitted_on=data.get("fitted_on"),
             fitted_at=data.get("fitted_at"),
+            objective=data.get("objective"),
         )
 
 
@@ -99,7 +105,14 @@ def make_manifest(
     embedded: int,
     reused: int,
     scorer: dict[str, Any],
+    none_routes: list[dict[str, Any]] | None = None,
+    warnings: dict[str, Any] | None = None,
+    overlaps: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The build's description. ``routes`` are the routes a query may go to (their order
+    is the label order of the vectors); ``none_routes`` the ``kind: none`` ones; ``warnings``
+    the loader's (dropped repeated utterances) and ``overlaps`` the overlapping routes."""
+    none_routes = none_routes or []
     return {
         "format_version": FORMAT_VERSION,
         "encoder": {"id": encoder_id, "model": encoder_model, "dimension": dimension},
@@ -107,13 +120,19 @@ def make_manifest(
         "similarity": "cosine",
         "routes_fingerprint": routes_fingerprint,
         "routes": routes,
+        "none_routes": none_routes,
         "counts": {
             "routes": len(routes),
             "utterances": sum(r["utterances"] for r in routes),
+            "none_routes": len(none_routes),
+            "none_utterances": sum(r["utterances"] for r in none_routes),
+            "negatives": sum(r.get("negatives", 0) for r in routes),
             "embedded": embedded,
             "reused_from_cache": reused,
         },
         "scorer": scorer,
+        "warnings": warnings or {"count": 0, "first": []},
+        "overlaps": overlaps or {"count": 0, "pairs": [], "top": []},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(build_seconds, 3),
     }

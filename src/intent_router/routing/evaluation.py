@@ -2,6 +2,10 @@
 
 A data set is JSON lines: ``{"text": "...", "route": "name"}``, with ``"route": null`` for
 a query that must match no route (out of scope).
+
+Besides accuracy, a report says how refusals happened: out-of-scope queries refused by a
+``kind: none`` route versus by the threshold, and queries whose top route was refused by
+one of its ``negatives`` — rightly (the query did not belong to that route) or wrongly.
 """
 
 from __future__ import annotations
@@ -68,21 +72,70 @@ class Report:
     macro_f1: float
     per_route: dict[str, dict[str, float]]
     confusions: list[tuple[str, str, int]]
+    refusals: Refusals | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {
+        figures: dict[str, Any] = {
             "n": self.n,
             "in_scope_accuracy": round(self.in_scope_accuracy, 4),
             "oos_recall": round(self.oos_recall, 4),
             "overall_accuracy": round(self.overall_accuracy, 4),
             "macro_f1": round(self.macro_f1, 4),
         }
+        if self.refusals is not None:
+            figures.update(self.refusals.summary())
+        return figures
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """How queries were refused (from the decisions' ``reason`` and ``repelled``)."""
+
+    oos: int  # out-of-scope rows
+    oos_by_reason: dict[str, int]  # refused out-of-scope rows by reason
+    in_scope_by_reason: dict[str, int]  # wrongly refused in-scope rows by reason
+    negatives_refused: int  # rows whose top route was refused by one of its negatives
+    negatives_refused_correctly: int  # ... and the row did not belong to that route
+
+    def summary(self) -> dict[str, Any]:
+        by_none = self.oos_by_reason.get("none_route", 0)
+        return {
+            "oos_refused_by_none_route": round(by_none / self.oos, 4) if self.oos else None,
+            "negatives_refused": self.negatives_refused,
+            "negatives_refused_correctly": self.negatives_refused_correctly,
+        }
+
+
+def count_refusals(
+    gold: Sequence[str | None],
+    predicted: Sequence[str | None],
+    reasons: Sequence[str],
+    repelled_top: Sequence[str | None],
+) -> Refusals:
+    """``repelled_top``: per row, the top-scoring route if its negatives refused it."""
+    oos_by: Counter[str] = Counter()
+    in_by: Counter[str] = Counter()
+    for g, p, reason in zip(gold, predicted, reasons, strict=True):
+        if p is None:
+            (oos_by if g is None else in_by)[reason] += 1
+    refused = [(g, r) for g, r in zip(gold, repelled_top, strict=True) if r is not None]
+    return Refusals(
+        oos=sum(1 for g in gold if g is None),
+        oos_by_reason=dict(oos_by),
+        in_scope_by_reason=dict(in_by),
+        negatives_refused=len(refused),
+        negatives_refused_correctly=sum(1 for g, r in refused if g != r),
+    )
 
 
 OOS = "<none>"
 
 
-def evaluate(gold: Sequence[str | None], predicted: Sequence[str | None]) -> Report:
+def evaluate(
+    gold: Sequence[str | None],
+    predicted: Sequence[str | None],
+    refusals: Refusals | None = None,
+) -> Report:
     """Routing metrics; "no route" counts as one more class in accuracy and macro-F1."""
     pairs = [(g or OOS, p or OOS) for g, p in zip(gold, predicted, strict=True)]
     in_scope = [(g, p) for g, p in pairs if g != OOS]
@@ -109,6 +162,7 @@ def evaluate(gold: Sequence[str | None], predicted: Sequence[str | None]) -> Rep
         macro_f1=sum(f1s) / len(f1s) if f1s else 0.0,
         per_route=per_route,
         confusions=[(g, p, n) for (g, p), n in confusions.most_common(10)],
+        refusals=refusals,
     )
 
 
@@ -131,7 +185,23 @@ def format_report(report: Report) -> str:
             f"{label:<28} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f}"
             f" {int(m['support']):>5}"
         )
+    if report.refusals is not None:
+        lines += ["", *_refusal_lines(report.refusals)]
     if report.confusions:
         lines += ["", "most confused (gold -> predicted):"]
         lines += [f"  {g} -> {p}: {n}" for g, p, n in report.confusions]
     return "\n".join(lines)
+
+
+def _refusal_lines(r: Refusals) -> list[str]:
+    def reasons(counts: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
+    refused = sum(r.oos_by_reason.values())
+    return [
+        f"out-of-scope refused: {refused} of {r.oos} ({reasons(r.oos_by_reason)})",
+        f"in-scope refused: {sum(r.in_scope_by_reason.values())} ({reasons(r.in_scope_by_reason)})",
+        f"negatives refused the top route of {r.negatives_refused} queries: "
+        f"{r.negatives_refused_correctly} correctly (the query did not belong to it), "
+        f"{r.negatives_refused - r.negatives_refused_correctly} wrongly",
+    ]

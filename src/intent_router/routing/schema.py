@@ -1,14 +1,33 @@
 """The route model: what one ``routes/*.yaml`` file may say.
 
 Unknown keys are refused (``extra="forbid"``), so a typo never silently becomes a default.
+
+Two kinds of route file:
+
+* ``kind: route`` (the default): utterances that mean the route, optional ``negatives``
+  (requests that must *not* go to it), a chain, a threshold and a cache policy;
+* ``kind: none``: utterances that belong to **no** route. A query that lands among them is
+  refused (out of scope → the default chain). Such a file takes only ``name``,
+  ``description``, ``kind`` and ``utterances``; a chain, threshold, negatives or cache
+  policy on it is refused with the field named.
+
+Repeated utterances are not refused here: the loader drops the copies and warns with the
+file and line (people paste traffic with duplicates).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from intent_router.cache.policy import RouteCachePolicy
 
@@ -21,6 +40,15 @@ ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 
 _SPACES = re.compile(r"\s+")
 
+NONE_KIND = "none"
+NONE_ROUTE_REFUSES = ("negatives", "threshold", "chain", "cache")
+"""Keys a ``kind: none`` route may not have: it is never chosen, so they would mean nothing."""
+
+
+def utterance_key(text: str) -> str:
+    """What makes two utterances "the same": case and runs of whitespace are ignored."""
+    return _SPACES.sub(" ", text.strip()).casefold()
+
 
 class Route(BaseModel):
     """One route: a name, the requests that mean it, and the model chain that answers it."""
@@ -29,13 +57,21 @@ class Route(BaseModel):
 
     name: RouteName
     description: str = ""
+    kind: Literal["route", "none"] = "route"
+    """``none``: the utterances are examples of requests that belong to no route."""
     utterances: list[Utterance] = Field(min_length=1)
+    negatives: list[Utterance] = Field(default_factory=list)
+    """Requests that must not go to this route (they may go to another, or to none)."""
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     chain: list[ModelName] = Field(default_factory=list)
     cache: RouteCachePolicy | None = None
     """Per-route response-cache policy; unset keys take the global defaults."""
 
-    @field_validator("utterances", mode="before")
+    @property
+    def is_none(self) -> bool:
+        return self.kind == NONE_KIND
+
+    @field_validator("utterances", "negatives", mode="before")
     @classmethod
     def _strings_only(cls, value: object) -> object:
         # YAML turns `- 42` or `- yes` into int/bool; refuse rather than coerce silently.
@@ -48,13 +84,13 @@ class Route(BaseModel):
                     )
         return value
 
-    @field_validator("utterances")
+    @field_validator(*NONE_ROUTE_REFUSES)
     @classmethod
-    def _no_duplicates(cls, value: list[str]) -> list[str]:
-        seen: dict[str, int] = {}
-        for i, text in enumerate(value):
-            key = _SPACES.sub(" ", text).casefold()
-            if key in seen:
-                raise ValueError(f"item {i} repeats item {seen[key]}: {text!r}")
-            seen[key] = i
+    def _not_on_a_none_route(cls, value: object, info: ValidationInfo) -> object:
+        # Fields validate in declaration order, so ``kind`` is known here.
+        if info.data.get("kind") == NONE_KIND:
+            raise ValueError(
+                f"a route of kind none takes no {info.field_name}: its utterances only say "
+                "what belongs to no route (remove the key, or drop `kind: none`)"
+            )
         return value
