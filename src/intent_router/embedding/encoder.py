@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from intent_router.embedding.words import WordVectors, pool_words
 from intent_router.errors import EncoderError
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ class _Backend(Protocol):
         """L2-normalised float32 vectors of one batch, in the batch's order."""
         ...
 
+    def word_vectors(self, texts: list[str]) -> list[WordVectors]:
+        """Per-word contextual vectors of one batch, in the batch's order."""
+        ...
+
 
 class _TorchBackend:
     name = "torch"
@@ -84,6 +89,23 @@ class _TorchBackend:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def word_vectors(self, texts: list[str]) -> list[WordVectors]:
+        import torch
+
+        transformer = self._model[0]
+        features = transformer.tokenizer(
+            [t.lower() for t in texts] if getattr(transformer, "do_lower_case", False) else texts,
+            padding=True,
+            truncation="longest_first",
+            max_length=self._model.max_seq_length,
+            return_tensors="pt",
+            return_offsets_mapping=True,
+        )
+        inputs = {k: v for k, v in features.items() if k != "offset_mapping"}
+        with torch.no_grad():
+            hidden = transformer.auto_model(**inputs).last_hidden_state
+        return pool_words(texts, features, hidden.float().numpy())
 
 
 def default_backend(device: str = "cpu") -> str:
@@ -244,3 +266,15 @@ class Encoder:
                 f"encoder {self.path} (backend {self.backend_name}) failed: {exc}"
             ) from exc
         return out
+
+    def word_vectors(self, texts: Sequence[str]) -> list[WordVectors]:
+        """Each text's words with their contextual vectors and its sentence vector, from one
+        forward pass (for comparing two texts word by word; see ``cache/pairmodel.py``)."""
+        if not texts:
+            return []
+        try:
+            return self._backend.word_vectors(list(texts))
+        except Exception as exc:
+            raise EncoderError(
+                f"encoder {self.path} (backend {self.backend_name}) failed: {exc}"
+            ) from exc
