@@ -146,17 +146,21 @@ def fit_logistic(x: Array, y: Array, c: float, iterations: int = 50) -> tuple[Ar
     return coef, float(w[-1] - coef @ mu)
 
 
-def rates(hit: npt.NDArray[np.bool_], labels: Array, mask: npt.NDArray[np.bool_]) -> tuple[float, float]:
+def rates(
+    hit: npt.NDArray[np.bool_], labels: Array, mask: npt.NDArray[np.bool_]
+) -> tuple[float, float]:
     return float(hit[mask & (labels == 1)].mean()), float(hit[mask & (labels == 0)].mean())
 
 
 def pick_threshold(scores: Array, sets: list[tuple[Scored, npt.NDArray[np.bool_]]],
                    limits: dict[str, float]) -> float:  # fmt: skip
     """The lowest decision threshold whose false-hit rate on each set stays within its limit."""
-    values = np.unique(np.concatenate([s[d.candidate & m] for (d, m), s in zip(sets, scores)]))
+    values = np.unique(
+        np.concatenate([s[d.candidate & m] for (d, m), s in zip(sets, scores, strict=True)])
+    )
     for t in values:
         if all(rates(d.exact | (d.candidate & (s >= t)), d.labels, m)[1] <= limits[d.name]
-               for (d, m), s in zip(sets, scores)):  # fmt: skip
+               for (d, m), s in zip(sets, scores, strict=True)):  # fmt: skip
             return float(t)
     return float("inf")
 
@@ -188,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         return fit_logistic(x, y.astype(float), args.c)
 
     print(f"\n== held-out sweep ({args.folds} grouped folds; threshold chosen on training folds)")
-    print("  target false qqp/paws | held-out QQP hit  false | PAWS hit  false | hand near-miss false / para hit")
+    print("  target false qqp/paws | held-out QQP hit  false | PAWS hit  false |", end="")
+    print(" hand near-miss false / para hit")
     sweep = []
     chosen: dict[str, float] = {}
     for qf, pf in TARGETS:
@@ -198,14 +203,18 @@ def main(argv: list[str] | None = None) -> int:
             tr = [f != k for f in folds]
             coef, b = train(tr)
             scores = [d.x @ coef + b for d in data]
-            t = pick_threshold(scores, list(zip(data, tr)), limits)
-            for h, d, f, s in zip(hits, data, folds, scores):
+            t = pick_threshold(scores, list(zip(data, tr, strict=True)), limits)
+            for h, d, f, s in zip(hits, data, folds, scores, strict=True):
                 te = (f == k) & d.candidate
                 h[te] = s[te] >= t
         all_mask = [np.ones(len(d.labels), dtype=bool) for d in data]
-        (qh, qfr), (ph, pfr) = (rates(h, d.labels, m) for h, d, m in zip(hits, data, all_mask))
+        (qh, qfr), (ph, pfr) = (
+            rates(h, d.labels, m) for h, d, m in zip(hits, data, all_mask, strict=True)
+        )
         coef, b = train(all_mask)
-        t = pick_threshold([d.x @ coef + b for d in data], list(zip(data, all_mask)), limits)
+        t = pick_threshold(
+            [d.x @ coef + b for d in data], list(zip(data, all_mask, strict=True)), limits
+        )
         hh = hand.exact | (hand.candidate & (hand.x @ coef + b >= t))
         hand_ok, hand_false = rates(hh, hand.labels, np.ones(len(hand.labels), dtype=bool))
         row = {"target_qqp_false": qf, "target_paws_false": pf, "qqp_hit": round(qh, 4),
@@ -229,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         meta={"fitted_on": "QQP dev (GPTCache sample, 4,000 pairs) + PAWS-Wiki dev (8,000 pairs)",
               "cosine_gate": args.cosine, "c": args.c,
               "target_false": {"qqp": args.qqp_false, "paws": args.paws_false},
-              "held_out": {k: chosen[k] for k in ("qqp_hit", "qqp_false", "paws_hit", "paws_false")}},
+              "held_out": {k: chosen[k]
+                           for k in ("qqp_hit", "qqp_false", "paws_hit", "paws_false")}},
     )  # fmt: skip
     print("\n== shipped model")
     for name, c in zip(evidence.FEATURES, model.coef, strict=True):

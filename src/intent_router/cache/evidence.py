@@ -18,6 +18,7 @@ Two kinds of evidence, computed for a query and a cached question:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Final
 
@@ -77,9 +78,7 @@ def _neighbours_kept(a: rules.Parsed, b: rules.Parsed) -> bool:
     seq_b = [w.stem for w in b.words if w.kind != "rel"]
     shared_a = [w for w in seq_a if w in set(seq_b)]
     shared_b = [w for w in seq_b if w in set(seq_a)]
-    return set(zip(shared_a, shared_a[1:], strict=False)) == set(
-        zip(shared_b, shared_b[1:], strict=False)
-    )
+    return set(itertools.pairwise(shared_a)) == set(itertools.pairwise(shared_b))
 
 
 def _kinds(text: str, words: Sequence[str]) -> list[str]:

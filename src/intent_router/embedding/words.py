@@ -32,7 +32,8 @@ class WordVectors:
 
 def _unit(rows: Vectors) -> Vectors:
     norms = np.linalg.norm(rows, axis=-1, keepdims=True)
-    return (rows / np.clip(norms, 1e-12, None)).astype(np.float32, copy=False)
+    unit: Vectors = (rows / np.clip(norms, 1e-12, None)).astype(np.float32, copy=False)
+    return unit
 
 
 def pool_words(texts: list[str], features: Any, hidden: Vectors) -> list[WordVectors]:
