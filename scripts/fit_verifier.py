@@ -88,7 +88,7 @@ def score_pairs(name: str, rows: list[tuple[str, str, int]], cosine: float) -> S
     for i, (c, q, _) in enumerate(rows):
         if exact[i]:
             continue
-        failed = evidence.veto(Pair(q, c))
+        failed = evidence.veto(Pair(q, c), q, c)
         if failed is None:
             todo.append(i)
         else:

@@ -19,6 +19,8 @@ Two kinds of evidence, computed for a query and a cached question:
 from __future__ import annotations
 
 import itertools
+import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Final
 
@@ -52,11 +54,11 @@ _UNSEEN_SIM: Final = 0.5
 _LOW_SIM: Final = 0.7
 
 
-def veto(pair: rules.Pair) -> str | None:
+def veto(pair: rules.Pair, query: str, cached: str) -> str | None:
     """The name of the first hard rule the pair breaks, or None."""
-    if not rules.same_numbers(pair):
+    if not rules.same_numbers(pair) or _quantities(query) != _quantities(cached):
         return "numbers"
-    if not rules.same_negation(pair):
+    if not rules.same_negation(pair) or _negated_word(pair.alignment):
         return "negation"
     if not rules.in_order(pair):
         return "order"
@@ -68,14 +70,45 @@ def veto(pair: rules.Pair) -> str | None:
     return None
 
 
+_QUANTITY: Final = re.compile(r"\d+(?!st\b|nd\b|rd\b|th\b)[^\W\d_]+")
+_NEGATING_PREFIXES: Final = ("un", "in", "im", "il", "ir", "dis", "non")
+
+
+def _quantities(text: str) -> Counter[str]:
+    """Numbers written with a unit or marker glued on ("9am", "5kg", "10x"): the unit counts."""
+    return Counter(_QUANTITY.findall(text.casefold()))
+
+
+def _negated_word(al: rules.Alignment) -> bool:
+    """A word on one side is a word of the other with a negating prefix ("legal" /
+    "illegal", "possible" / "impossible", "like" / "dislike")."""
+    only_a = {w.stem for w in al.only_a if w.kind == "word"}
+    only_b = {w.stem for w in al.only_b if w.kind == "word"}
+    return any(
+        len(x) > 2 and y == prefix + x
+        for a in only_a
+        for b in only_b
+        for x, y in ((a, b), (b, a))
+        for prefix in _NEGATING_PREFIXES
+    )
+
+
+def _light_stem(word: str) -> str:
+    """Inflection off ("defeated" -> "defeat"), for comparing word order only."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
 def _neighbours_kept(a: rules.Parsed, b: rules.Parsed) -> bool:
     """Every pair of neighbouring content words shared by both sides keeps its order.
 
     Content words found on both sides are listed in each side's order; the bigrams of the
     two lists must be the same. A block move keeps them inside the block; two entities
     trading places ("in Caen ... in Paris" / "in Paris ... in Caen") does not."""
-    seq_a = [w.stem for w in a.words if w.kind != "rel"]
-    seq_b = [w.stem for w in b.words if w.kind != "rel"]
+    seq_a = [_light_stem(w.stem) for w in a.words if w.kind != "rel"]
+    seq_b = [_light_stem(w.stem) for w in b.words if w.kind != "rel"]
     shared_a = [w for w in seq_a if w in set(seq_b)]
     shared_b = [w for w in seq_b if w in set(seq_a)]
     return set(itertools.pairwise(shared_a)) == set(itertools.pairwise(shared_b))

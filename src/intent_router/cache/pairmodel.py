@@ -105,21 +105,19 @@ class ModelVerifier(Verifier):
         self.embed_words = embed_words
         self.model = model if model is not None else PairModel.load()
 
-    def score(self, query: str, cached: str) -> float | None:
-        """The model's decision value, or None when a veto rejects the pair."""
+    def judge(self, query: str, cached: str) -> tuple[str | None, float | None]:
+        """The veto that rejects the pair (and no score), or no veto and the model's score."""
         pair = Pair(query, cached)
-        if evidence.veto(pair) is not None:
-            return None
+        failed = evidence.veto(pair, query, cached)
+        if failed is not None:
+            return failed, None
         wq, wc = self.embed_words([query, cached])
-        return self.model.score(evidence.features(query, cached, pair, wq, wc))
+        return None, self.model.score(evidence.features(query, cached, pair, wq, wc))
 
     def verify(self, query: str, cached: str) -> Verdict:
-        pair = Pair(query, cached)
-        failed = evidence.veto(pair)
+        failed, score = self.judge(query, cached)
         if failed is not None:
             return Verdict(ok=False, failed=failed)
-        wq, wc = self.embed_words([query, cached])
-        x = evidence.features(query, cached, pair, wq, wc)
-        if self.model.score(x) < self.model.threshold:
+        if score is None or score < self.model.threshold:
             return Verdict(ok=False, failed="model")
         return Verdict(ok=True)
