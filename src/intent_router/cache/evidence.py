@@ -2,11 +2,14 @@
 
 Two kinds of evidence, computed for a query and a cached question:
 
-* **Vetoes** that always hold, whatever a model says: the numbers differ, the negation
-  differs, a word changed places (the rule verifier's ``order`` check, roles swapped as in
-  "from Paris to London"), a name, number or symbol was substituted, added or dropped, or a
-  pair of neighbouring content words lost its order ("Caen ... Paris" / "Paris ... Caen"
-  when the rest of the sentence moved as a block).
+* **Vetoes** that always hold, whatever a model says: the numbers differ (also a unit glued
+  to a number: "9am" / "9pm"), the negation differs (also by a prefix: "legal" /
+  "illegal"), a word changed places (the rule verifier's ``order`` check, roles swapped as
+  in "from Paris to London"), a name, number or symbol was substituted, added or dropped,
+  the question word was exchanged ("when" / "where") or a day word changed ("today" /
+  "tomorrow"), or a pair of neighbouring content words lost its order ("Caen ... Paris" /
+  "Paris ... Caen" when the rest moved as a block; "Who defeated Napoleon" / "Who did
+  Napoleon defeat", inflections ignored).
 * **Features** for the pair model, from the rule verifier's word alignment and the encoder's
   contextual word vectors (:mod:`intent_router.embedding.words`): how many plain words were
   edited, and, for each word left unaligned by the rules, how close its best counterpart on
@@ -63,7 +66,7 @@ def veto(pair: rules.Pair, query: str, cached: str) -> str | None:
     if not rules.in_order(pair):
         return "order"
     al = pair.alignment
-    if any(w.kind in _KEY_KINDS for w in (*al.only_a, *al.only_b)):
+    if any(w.kind in _KEY_KINDS for w in (*al.only_a, *al.only_b)) or _ask_or_day_changed(al):
         return "key_words"
     if not _neighbours_kept(pair.a, pair.b):
         return "neighbours"
@@ -91,6 +94,18 @@ def _negated_word(al: rules.Alignment) -> bool:
         for x, y in ((a, b), (b, a))
         for prefix in _NEGATING_PREFIXES
     )
+
+
+_DAYS: Final = frozenset({"today", "tomorrow", "yesterday", "tonight"})
+
+
+def _ask_or_day_changed(al: rules.Alignment) -> bool:
+    """The question word was exchanged ("When was it built?" / "Where was it built?"), or a
+    day word was changed, added or dropped ("open today?" / "open tomorrow?")."""
+    asks_a = {w.stem for w in al.only_a if w.kind == "wh"}
+    asks_b = {w.stem for w in al.only_b if w.kind == "wh"}
+    days = any(w.stem in _DAYS for w in (*al.only_a, *al.only_b))
+    return days or bool(asks_a and asks_b)
 
 
 def _light_stem(word: str) -> str:
