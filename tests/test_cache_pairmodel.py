@@ -52,10 +52,14 @@ def test_weights_for_other_features_are_refused_naming_the_file(tmp_path: Path) 
         PairModel.load(bad)
 
 
-REWORDINGS = [
-    ("How can I lose weight fast?", "What is the fastest way to lose weight?"),
-    ("How do I improve my English speaking skills?", "How can I improve my spoken English?"),
-    ("What are the best ways to learn Python?", "What is the best way to learn Python?"),
+REWORDINGS = [  # written by hand after the model was fitted; none is in QQP or PAWS
+    ("How can I stop procrastinating?", "How do I stop procrastination?"),
+    ("How do I get rid of a cold quickly?", "What is the fastest way to get rid of a cold?"),
+    (
+        "How can I read a text file line by line in Python?",
+        "How do I read a file line by line using Python?",
+    ),
+    ("What is the best way to learn guitar at home?", "How can I learn to play guitar at home?"),
 ]
 
 
