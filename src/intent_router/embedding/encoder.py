@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -150,6 +151,10 @@ class Encoder:
         self.backend_name = chosen
         self.id = self._fingerprint()
         self._st: Any = None
+        self._lock = threading.Lock()
+        """One backend call at a time: the cache verifier's word vectors run in a worker thread
+        beside the batcher's, and a fast tokenizer is not promised to be thread-safe
+        (huggingface/tokenizers#537, "Already borrowed")."""
         self._backend: _Backend
         if chosen == "torch":
             st_model = self._sentence_transformer()
@@ -260,7 +265,8 @@ class Encoder:
         try:
             for start in starts:
                 rows = order[start : start + batch_size]
-                out[rows] = self._backend.embed([items[i] for i in rows])
+                with self._lock:
+                    out[rows] = self._backend.embed([items[i] for i in rows])
         except Exception as exc:
             raise EncoderError(
                 f"encoder {self.path} (backend {self.backend_name}) failed: {exc}"
@@ -273,7 +279,8 @@ class Encoder:
         if not texts:
             return []
         try:
-            return self._backend.word_vectors(list(texts))
+            with self._lock:
+                return self._backend.word_vectors(list(texts))
         except Exception as exc:
             raise EncoderError(
                 f"encoder {self.path} (backend {self.backend_name}) failed: {exc}"
