@@ -8,7 +8,7 @@ negation, word order, names and symbols, neighbour order) and lets a logistic mo
 the rest from :mod:`~intent_router.cache.evidence` (the rule alignment plus the encoder's
 contextual word vectors), accepting when its score reaches the shipped threshold.
 
-The weights ship in the package (``verifier_weights.json``, a few hundred bytes): feature
+The weights ship in the package (``verifier_weights.json``, under 1 KB): feature
 names, coefficients, intercept, threshold, format version and provenance. They are fitted by
 ``scripts/fit_verifier.py`` (grouped cross-validation on QQP and PAWS dev; the threshold is
 chosen on training folds only); see ``scripts/data/README.md`` for the sweep.
