@@ -124,9 +124,16 @@ class MemoWords:
 
 
 def bench_verify(pairs: list[Pair], encoder: Any, limit: int = 300) -> dict[str, float]:
-    """p50 ms of one verification of a pair that passes the cosine gate: the rule verifier
-    alone, and the shipped model verifier (its vetoes, word vectors of both texts, model)."""
-    chosen = pairs[:limit]
+    """p50 ms of one verification of a pair that passes the cosine gate and the vetoes (so
+    reaches the model): the rule verifier alone, and the shipped model verifier (vetoes,
+    word vectors of both texts, model)."""
+    from intent_router.cache import evidence
+    from intent_router.cache.verify import Pair as TextPair
+
+    reach_model = [
+        p for p in pairs if evidence.veto(TextPair(p.query, p.cached), p.query, p.cached) is None
+    ]
+    chosen = reach_model[:limit]  # the pairs that cost a forward pass
     model = ModelVerifier(encoder.word_vectors)
     rules = Verifier()
     out: dict[str, float] = {}
@@ -401,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  FALSE HIT ({p.group}): {p.cached!r} -> {p.query!r}")
 
     timing = bench_verify(candidates, encoder)
-    print(f"\n== verification of a candidate above the cosine gate (one thread): rules p50 "
+    print(f"\n== verification of a candidate that reaches the model (one thread): rules p50 "
           f"{timing['rules']:.3f} ms, model p50 {timing['model']:.3f} ms")  # fmt: skip
     result["verify_p50_ms_rules"] = round(timing["rules"], 3)
     result["verify_p50_ms_model"] = round(timing["model"], 3)
