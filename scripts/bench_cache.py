@@ -2,23 +2,32 @@
 
 Usage (from the repo root)::
 
-    python scripts/bench_cache.py [--paws ../shared/data/paws/dev.tsv] [--quick]
+    python scripts/bench_cache.py [--paws ../shared/data/paws/dev.tsv]
+        [--paws ../shared/data/qqp/dev.tsv] [--quick] [--vector-cache '']
 
 Prints a readable report and ends with ONE line holding a JSON object.
 
 * Lookup latency of the semantic tier (``MemoryBackend.nearest``: vector search + expiry
   bookkeeping, embedding excluded) with 10k and 100k entries in ONE scope (the worst
   case), random unit vectors.
-* Hit quality through the real lookup path: for every pair, ``store(s1)`` then
-  ``lookup(s2)`` in a scope of its own, and count hits (exact or semantic). PAWS dev gives
-  the paraphrase hit rate (label 1) and the false-hit rate (label 0), on both halves of a
-  fixed split by ``sha256(id) % 2`` (half 0 was used to choose the defaults; half 1 was
-  not looked at while choosing). ``scripts/data/cache_pairs.tsv`` gives hand-written near
-  misses and paraphrases. A threshold sweep shows the trade-off, with and without the
-  verifier.
-
+* Hit quality through the real lookup path with the shipped verifier
+  (:class:`~intent_router.cache.ModelVerifier`): for every pair, ``store(question1)`` then
+  ``lookup(question2)`` in a scope of its own, and count hits (exact or semantic). Each
+  ``--paws FILE`` (PAWS or QQP format: ``id, question1, question2, label``; default: PAWS
+  dev and QQP dev) gives the duplicate hit rate (label 1) and the false-hit rate (label 0),
+  reported as ``<label>_hit_rate`` / ``<label>_false_hit_rate`` where the label is the
+  file's folder (``paws``, ``qqp``) or its stem; the unprefixed keys of earlier versions
+  (``paraphrase_hit_rate``, ``false_hit_rate``, halves by ``sha256(id) % 2``) describe the
+  first file. The rule verifier and cosine alone are shown for comparison, with a
+  threshold sweep. ``scripts/data/cache_pairs.tsv`` gives hand-written near misses and
+  paraphrases. The model was fitted on QQP dev and PAWS dev (``scripts/fit_verifier.py``,
+  held-out figures there): the rates on those files here are training-set figures.
+* Verification cost: p50 of one verification of a candidate above the cosine gate, rule
+  verifier vs model verifier (vetoes + word vectors of both texts + model).
 * End to end (:func:`measure_hit_latency`): ``POST /complete`` through the real app with the
   fake upstream answering in 200 ms: p50 of cache hits over p50 of misses.
+
+``--vector-cache ''`` embeds every run afresh and writes nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +38,10 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -41,14 +52,17 @@ from intent_router.cache import (
     CachePolicy,
     CacheScope,
     MemoryBackend,
+    ModelVerifier,
     ResponseCache,
     Verifier,
 )
 from intent_router.cache.entry import CacheEntry
 from intent_router.cache.policy import DEFAULT_THRESHOLD
+from intent_router.embedding.words import WordVectors
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PAWS = REPO.parent / "shared" / "data" / "paws" / "dev.tsv"
+DEFAULT_QQP = REPO.parent / "shared" / "data" / "qqp" / "dev.tsv"
 DEFAULT_PAIRS = REPO / "scripts" / "data" / "cache_pairs.tsv"
 SWEEP = (0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98)
 Vectors = npt.NDArray[np.float32]
@@ -83,6 +97,56 @@ def read_hand(path: Path) -> list[Pair]:
             continue
         pairs.append(Pair(str(i), cols[2], cols[3], int(cols[0]), cols[1]))
     return pairs
+
+
+def file_label(path: Path, taken: set[str]) -> str:
+    """``qqp`` for ``…/qqp/dev.tsv``: the folder name, else the file stem; made unique."""
+    base = path.parent.name if path.stem in ("dev", "test", "train") else path.stem
+    label, n = base, 2
+    while label in taken:
+        label, n = f"{base}{n}", n + 1
+    taken.add(label)
+    return label
+
+
+class MemoWords:
+    """``Encoder.word_vectors`` memoised per text (the sweep verifies a pair per threshold)."""
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+        self.memo: dict[str, WordVectors] = {}
+
+    def __call__(self, texts: Sequence[str]) -> list[WordVectors]:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        for text, words in zip(todo, self.encoder.word_vectors(todo), strict=True):
+            self.memo[text] = words
+        return [self.memo[t] for t in texts]
+
+
+def bench_verify(pairs: list[Pair], encoder: Any, limit: int = 300) -> dict[str, float]:
+    """p50 ms of one verification of a pair that passes the cosine gate and the vetoes (so
+    reaches the model): the rule verifier alone, and the shipped model verifier (vetoes,
+    word vectors of both texts, model)."""
+    from intent_router.cache import evidence
+    from intent_router.cache.verify import Pair as TextPair
+
+    reach_model = [
+        p for p in pairs if evidence.veto(TextPair(p.query, p.cached), p.query, p.cached) is None
+    ]
+    chosen = reach_model[:limit]  # the pairs that cost a forward pass
+    model = ModelVerifier(encoder.word_vectors)
+    rules = Verifier()
+    out: dict[str, float] = {}
+    for name, verifier in (("rules", rules), ("model", model)):
+        for p in chosen[:10]:  # warm-up
+            verifier.verify(p.query, p.cached)
+        samples = []
+        for p in chosen:
+            start = time.perf_counter()
+            verifier.verify(p.query, p.cached)
+            samples.append(time.perf_counter() - start)
+        out[name] = percentiles(samples)[0]
+    return out
 
 
 def embed_pairs(pairs: list[Pair], cache_dir: Path | None) -> tuple[Vectors, Vectors]:
@@ -233,19 +297,27 @@ def measure_hit_latency(rounds: int = 40, upstream_ms: int = 200) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from intent_router.embedding.encoder import Encoder
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--paws", type=Path, default=DEFAULT_PAWS)
+    parser.add_argument(
+        "--paws",
+        type=Path,
+        action="append",
+        help="a pair file (id, question1, question2, label: PAWS or QQP format); repeat for "
+        f"several (default: {DEFAULT_PAWS} and {DEFAULT_QQP})",
+    )
     parser.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
     parser.add_argument("--queries", type=int, default=500, help="timed lookups per size")
-    parser.add_argument("--quick", action="store_true", help="first 1000 PAWS pairs only")
+    parser.add_argument("--quick", action="store_true", help="1000 pairs of each file (every k-th)")
     parser.add_argument(
         "--vector-cache",
-        type=Path,
-        default=Path.home() / ".cache" / "intent-router" / "bench-cache",
+        default=str(Path.home() / ".cache" / "intent-router" / "bench-cache"),
         help="where embedded pair vectors are memoised ('' to disable)",
     )
     args = parser.parse_args(argv)
-    cache_dir = args.vector_cache if str(args.vector_cache) else None
+    files: list[Path] = args.paws or [f for f in (DEFAULT_PAWS, DEFAULT_QQP) if f.is_file()]
+    cache_dir = Path(args.vector_cache) if args.vector_cache else None
     result: dict[str, object] = {"default_threshold": DEFAULT_THRESHOLD}
 
     print("== semantic-tier lookup (one scope, random unit vectors, embedding excluded)")
@@ -255,56 +327,91 @@ def main(argv: list[str] | None = None) -> int:
         result[f"lookup_p95_ms_{name}"] = round(p95, 3)
         print(f"  {n:>7,} entries: p50 {p50:.3f} ms   p95 {p95:.3f} ms")
 
-    paws = read_paws(args.paws)
-    if args.quick:
-        paws = paws[:1000]
+    encoder = Encoder()
+    words = MemoWords(encoder)
+    verifier = ModelVerifier(words)
     hand = read_hand(args.pairs)
-    print(f"\n== hit quality through store/lookup ({len(paws)} PAWS pairs, {len(hand)} hand pairs)")
-    paws_a, paws_b = embed_pairs(paws, cache_dir)
     hand_a, hand_b = embed_pairs(hand, cache_dir)
-    verified = asyncio.run(run_pairs(paws, paws_a, paws_b, Verifier(), SWEEP))
-    cosine = asyncio.run(run_pairs(paws, paws_a, paws_b, AcceptAll(), SWEEP))
-    hand_v = asyncio.run(run_pairs(hand, hand_a, hand_b, Verifier(), SWEEP))
+    hand_v = asyncio.run(run_pairs(hand, hand_a, hand_b, verifier, SWEEP))
+    d = DEFAULT_THRESHOLD
+    taken: set[str] = set()
+    first = True
+    candidates: list[Pair] = []
+    for path in files:
+        label = file_label(path, taken)
+        pairs = read_paws(path)
+        if args.quick:  # an even spread: the files may be sorted by label
+            pairs = pairs[:: max(1, len(pairs) // 1000)][:1000]
+        print(f"\n== {label}: hit quality through store/lookup ({path}, {len(pairs)} pairs)")
+        a, b = embed_pairs(pairs, cache_dir)
+        verified = asyncio.run(run_pairs(pairs, a, b, verifier, SWEEP))
+        rule_hits = asyncio.run(run_pairs(pairs, a, b, Verifier(), SWEEP))
+        cosine = asyncio.run(run_pairs(pairs, a, b, AcceptAll(), SWEEP))
+        candidates += [p for p, c in zip(pairs, cosine[d], strict=True) if c]
+        print("  threshold | model: dup hit  false hit | half0 hit/false | half1 hit/false"
+              " | rules hit/false | cosine-only hit/false")  # fmt: skip
+        for t in SWEEP:
+            v, r, c = verified[t], rule_hits[t], cosine[t]
+            mark = " <- default" if t == d else ""
+            print(
+                f"  {t:9.2f} | {rate(v, pairs, 1):14.3f}  {rate(v, pairs, 0):9.4f} |"
+                f" {rate(v, pairs, 1, 'half0'):.3f}/{rate(v, pairs, 0, 'half0'):.4f}    |"
+                f" {rate(v, pairs, 1, 'half1'):.3f}/{rate(v, pairs, 0, 'half1'):.4f}    |"
+                f" {rate(r, pairs, 1):.3f}/{rate(r, pairs, 0):.4f}     |"
+                f" {rate(c, pairs, 1):.3f}/{rate(c, pairs, 0):.4f}{mark}"
+            )
+        result |= {
+            f"{label}_hit_rate": round(rate(verified[d], pairs, 1), 4),
+            f"{label}_false_hit_rate": round(rate(verified[d], pairs, 0), 4),
+            f"{label}_rules_hit_rate": round(rate(rule_hits[d], pairs, 1), 4),
+            f"{label}_rules_false_hit_rate": round(rate(rule_hits[d], pairs, 0), 4),
+            f"{label}_cosine_only_hit_rate": round(rate(cosine[d], pairs, 1), 4),
+            f"{label}_cosine_only_false_hit_rate": round(rate(cosine[d], pairs, 0), 4),
+            f"{label}_pairs": len(pairs),
+        }
+        if first:  # the keys of earlier versions: the first file given (PAWS by default)
+            first = False
+            result |= {
+                "paraphrase_hit_rate": round(rate(verified[d], pairs, 1), 4),
+                "false_hit_rate": round(rate(verified[d], pairs, 0), 4),
+                "paraphrase_hit_rate_half0": round(rate(verified[d], pairs, 1, "half0"), 4),
+                "false_hit_rate_half0": round(rate(verified[d], pairs, 0, "half0"), 4),
+                "paraphrase_hit_rate_half1": round(rate(verified[d], pairs, 1, "half1"), 4),
+                "false_hit_rate_half1": round(rate(verified[d], pairs, 0, "half1"), 4),
+                "cosine_only_paraphrase_hit_rate": round(rate(cosine[d], pairs, 1), 4),
+                "cosine_only_false_hit_rate": round(rate(cosine[d], pairs, 0), 4),
+                "paws_pairs": len(pairs),
+            }
 
-    print("\n  threshold | PAWS para hit  false hit | half0 para/false | half1 para/false"
-          " | cosine-only para/false | near-miss false | hand para | hand hard")  # fmt: skip
+    print(f"\n== hand-written pairs ({len(hand)}): near-miss false hits, paraphrase hits")
+    print("  threshold | near-miss false | hand para | hand hard")
     for t in SWEEP:
-        v, c, h = verified[t], cosine[t], hand_v[t]
+        h = hand_v[t]
         para_hit = [x for x, p in zip(h, hand, strict=True) if p.group == "para"]
         hard_hit = [x for x, p in zip(h, hand, strict=True) if p.group == "para_hard"]
-        mark = " <- default" if t == DEFAULT_THRESHOLD else ""
-        print(
-            f"  {t:9.2f} | {rate(v, paws, 1):13.3f}  {rate(v, paws, 0):9.4f} |"
-            f" {rate(v, paws, 1, 'half0'):.3f}/{rate(v, paws, 0, 'half0'):.4f}   |"
-            f" {rate(v, paws, 1, 'half1'):.3f}/{rate(v, paws, 0, 'half1'):.4f}   |"
-            f" {rate(c, paws, 1):.3f}/{rate(c, paws, 0):.3f}            |"
-            f" {rate(h, hand, 0):15.4f} | {np.mean(para_hit):9.3f} | {np.mean(hard_hit):9.3f}"
-            f"{mark}"
-        )
-    d = DEFAULT_THRESHOLD
+        mark = " <- default" if t == d else ""
+        print(f"  {t:9.2f} | {rate(h, hand, 0):15.4f} | {np.mean(para_hit):9.3f} |"
+              f" {np.mean(hard_hit):9.3f}{mark}")  # fmt: skip
     hand_hits = hand_v[d]
     result |= {
-        "paraphrase_hit_rate": round(rate(verified[d], paws, 1), 4),
-        "false_hit_rate": round(rate(verified[d], paws, 0), 4),
-        "paraphrase_hit_rate_half0": round(rate(verified[d], paws, 1, "half0"), 4),
-        "false_hit_rate_half0": round(rate(verified[d], paws, 0, "half0"), 4),
-        "paraphrase_hit_rate_half1": round(rate(verified[d], paws, 1, "half1"), 4),
-        "false_hit_rate_half1": round(rate(verified[d], paws, 0, "half1"), 4),
-        "cosine_only_paraphrase_hit_rate": round(rate(cosine[d], paws, 1), 4),
-        "cosine_only_false_hit_rate": round(rate(cosine[d], paws, 0), 4),
         "near_miss_false_hit_rate": round(rate(hand_hits, hand, 0), 4),
         "hand_paraphrase_hit_rate": round(rate(hand_hits, hand, 1), 4),
         "hand_paraphrase_hit_rate_plain": round(
             float(np.mean([x for x, p in zip(hand_hits, hand, strict=True) if p.group == "para"])),
             4,
         ),
-        "paws_pairs": len(paws),
         "near_miss_pairs": sum(p.label == 0 for p in hand),
         "hand_paraphrase_pairs": sum(p.label == 1 for p in hand),
     }
     lies = [p for x, p in zip(hand_hits, hand, strict=True) if x and p.label == 0]
     for p in lies:
         print(f"  FALSE HIT ({p.group}): {p.cached!r} -> {p.query!r}")
+
+    timing = bench_verify(candidates, encoder)
+    print(f"\n== verification of a candidate that reaches the model (one thread): rules p50 "
+          f"{timing['rules']:.3f} ms, model p50 {timing['model']:.3f} ms")  # fmt: skip
+    result["verify_p50_ms_rules"] = round(timing["rules"], 3)
+    result["verify_p50_ms_model"] = round(timing["model"], 3)
     result["hit_latency_ratio"] = measure_hit_latency()
     print()
     print(json.dumps(result, sort_keys=True))

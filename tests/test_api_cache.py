@@ -113,6 +113,20 @@ def test_near_misses_are_not_served(server: str, fake: FakeUpstream) -> None:
     assert response.json()["text"].endswith("convert 50 USD to EUR")
 
 
+def test_a_reworded_question_the_rules_would_refuse_is_served_and_a_near_miss_is_not(
+    server: str, fake: FakeUpstream
+) -> None:
+    cached = "How can I read the first 10 lines of a text file in Python?"
+    first = ask(server, cached)
+    assert first.headers["x-intent-router-cache"] == "miss"
+    reworded = ask(server, "How do I read the first 10 lines of a file using Python?")
+    assert reworded.headers["x-intent-router-cache"] == "semantic"
+    assert reworded.json()["text"] == first.json()["text"]
+    near = ask(server, "How can I read the first 100 lines of a text file in Python?")
+    assert near.headers["x-intent-router-cache"] == "miss"
+    assert near.json()["text"].endswith("first 100 lines of a text file in Python?")
+
+
 def test_cache_control_no_cache_and_no_store(server: str, fake: FakeUpstream) -> None:
     ask(server, CODE_Q)
     fresh = ask(server, CODE_Q, headers={"cache-control": "no-cache"})

@@ -14,7 +14,13 @@ from fastapi.openapi.utils import get_openapi
 from intent_router.api import admission, completions, console, errors, messages
 from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
-from intent_router.cache import CacheDefaults, MemoryBackend, RedisBackend, ResponseCache
+from intent_router.cache import (
+    CacheDefaults,
+    MemoryBackend,
+    ModelVerifier,
+    RedisBackend,
+    ResponseCache,
+)
 from intent_router.config import Settings
 from intent_router.dispatch import Dispatcher
 from intent_router.embedding.encoder import Encoder
@@ -44,7 +50,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
             models.check_chains({r.name: r.chain for r in service.routes.routes})
         await service.start()
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
-        cache = make_cache(settings, service.encoder.dimension) if models else None
+        cache = make_cache(settings, service.encoder) if models else None
         if cache is not None:
             await cache.start()
         async with httpx.AsyncClient(limits=limits, timeout=None) as client:
@@ -82,7 +88,8 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def make_cache(settings: Settings, dimension: int) -> ResponseCache | None:
+def make_cache(settings: Settings, encoder: Encoder) -> ResponseCache | None:
+    dimension = encoder.dimension
     defaults = CacheDefaults(max_entries=settings.cache_max_entries)
     if settings.cache_backend == "off":
         return None
@@ -95,4 +102,5 @@ def make_cache(settings: Settings, dimension: int) -> ResponseCache | None:
         )
     else:
         backend = MemoryBackend(dim=dimension, max_entries=settings.cache_max_entries)
-    return ResponseCache(backend, defaults=defaults)
+    verifier = ModelVerifier(encoder.word_vectors)
+    return ResponseCache(backend, verifier=verifier, defaults=defaults)

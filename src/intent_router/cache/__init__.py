@@ -20,6 +20,7 @@ from intent_router.cache.backend import CacheBackend
 from intent_router.cache.entry import CacheEntry, CacheHit, Candidate, HitKind
 from intent_router.cache.keys import CacheScope, exact_key, normalize_text
 from intent_router.cache.memory import LocalStore, MemoryBackend
+from intent_router.cache.pairmodel import ModelVerifier, PairModel
 from intent_router.cache.policy import (
     CacheDefaults,
     CachePolicy,
@@ -45,6 +46,8 @@ __all__ = [
     "HitKind",
     "LocalStore",
     "MemoryBackend",
+    "ModelVerifier",
+    "PairModel",
     "RedisBackend",
     "ResponseCache",
     "RouteCachePolicy",

@@ -12,6 +12,7 @@ routing. Backend trouble never raises from here; it is a miss, counted in :meth:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -102,7 +103,7 @@ class ResponseCache:
             if candidate.key == key:
                 continue
             if self.defaults.verify:
-                verdict = self.verifier.verify(text, candidate.text)
+                verdict = await asyncio.to_thread(self.verifier.verify, text, candidate.text)
                 if not verdict.ok:
                     self._rejections[verdict.failed or "?"] += 1
                     continue

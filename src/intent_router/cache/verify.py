@@ -29,6 +29,10 @@ move as a block ("In 1066, who won …" / "Who won … in 1066").
 
 A paraphrase that uses synonyms or passive voice fails these checks and is a *miss*, never a
 wrong answer: the cache may miss; it must not lie.
+
+The server uses :class:`~intent_router.cache.pairmodel.ModelVerifier`, which keeps the hard
+checks here as vetoes and lets a small fitted model judge the plain-word edits; this module's
+:class:`Verifier` is the rule-only fallback (``ResponseCache``'s default) and a model input.
 """
 
 from __future__ import annotations

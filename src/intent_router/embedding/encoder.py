@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from intent_router.embedding.words import WordVectors, pool_words
 from intent_router.errors import EncoderError
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,10 @@ class _Backend(Protocol):
         """L2-normalised float32 vectors of one batch, in the batch's order."""
         ...
 
+    def word_vectors(self, texts: list[str]) -> list[WordVectors]:
+        """Per-word contextual vectors of one batch, in the batch's order."""
+        ...
+
 
 class _TorchBackend:
     name = "torch"
@@ -84,6 +90,23 @@ class _TorchBackend:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def word_vectors(self, texts: list[str]) -> list[WordVectors]:
+        import torch
+
+        transformer = self._model[0]
+        features = transformer.tokenizer(
+            [t.lower() for t in texts] if getattr(transformer, "do_lower_case", False) else texts,
+            padding=True,
+            truncation="longest_first",
+            max_length=self._model.max_seq_length,
+            return_tensors="pt",
+            return_offsets_mapping=True,
+        )
+        inputs = {k: v for k, v in features.items() if k != "offset_mapping"}
+        with torch.no_grad():
+            hidden = transformer.auto_model(**inputs).last_hidden_state
+        return pool_words(texts, features, hidden.float().numpy())
 
 
 def default_backend(device: str = "cpu") -> str:
@@ -128,6 +151,10 @@ class Encoder:
         self.backend_name = chosen
         self.id = self._fingerprint()
         self._st: Any = None
+        self._lock = threading.Lock()
+        """One backend call at a time: the cache verifier's word vectors run in a worker thread
+        beside the batcher's, and a fast tokenizer is not promised to be thread-safe
+        (huggingface/tokenizers#537, "Already borrowed")."""
         self._backend: _Backend
         if chosen == "torch":
             st_model = self._sentence_transformer()
@@ -238,9 +265,23 @@ class Encoder:
         try:
             for start in starts:
                 rows = order[start : start + batch_size]
-                out[rows] = self._backend.embed([items[i] for i in rows])
+                with self._lock:
+                    out[rows] = self._backend.embed([items[i] for i in rows])
         except Exception as exc:
             raise EncoderError(
                 f"encoder {self.path} (backend {self.backend_name}) failed: {exc}"
             ) from exc
         return out
+
+    def word_vectors(self, texts: Sequence[str]) -> list[WordVectors]:
+        """Each text's words with their contextual vectors and its sentence vector, from one
+        forward pass (for comparing two texts word by word; see ``cache/pairmodel.py``)."""
+        if not texts:
+            return []
+        try:
+            with self._lock:
+                return self._backend.word_vectors(list(texts))
+        except Exception as exc:
+            raise EncoderError(
+                f"encoder {self.path} (backend {self.backend_name}) failed: {exc}"
+            ) from exc

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from intent_router.embedding.words import WordVectors, pool_words
 from intent_router.errors import EncoderError
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,21 @@ class OnnxBackend:
         self._session = session
         self._tokenizer = tokenizer
         self.spec = spec
+
+    def word_vectors(self, texts: list[str]) -> list[WordVectors]:
+        """Contextual vectors of each text's words (see :mod:`~intent_router.embedding.words`)."""
+        spec = self.spec
+        features = self._tokenizer(
+            [text.lower() for text in texts] if spec.do_lower_case else texts,
+            padding=True,
+            truncation="longest_first",
+            max_length=spec.max_seq_length,
+            return_tensors="np",
+            return_offsets_mapping=True,
+        )
+        feeds = {name: np.asarray(features[name], dtype=np.int64) for name in spec.input_names}
+        hidden: npt.NDArray[np.float32] = self._session.run(None, feeds)[0]
+        return pool_words(texts, features, hidden)
 
     def embed(self, texts: list[str]) -> Vectors:
         """L2-normalised float32 vectors of one batch, in the batch's order."""
