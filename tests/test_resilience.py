@@ -148,7 +148,7 @@ def test_half_open_admits_the_configured_probes_and_closes_when_they_succeed() -
     assert changes == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
 
 
-def test_a_failed_probe_reopens_for_a_full_cooldown() -> None:
+def test_a_failed_probe_reopens_for_a_doubled_cooldown() -> None:
     b, clock, _ = make(half_open_probes=2, cooldown_s=10)
     trip(b)
     clock.now += 10
@@ -157,10 +157,30 @@ def test_a_failed_probe_reopens_for_a_full_cooldown() -> None:
     clock.now += 3
     b.record_failure()
     assert b.state is BreakerState.OPEN
-    clock.now += 9.9
+    clock.now += 19.9
     assert not b.allow()
+    assert b.available_at() == pytest.approx(clock.now + 0.1)
     clock.now += 0.1
     assert b.allow()
+
+
+def test_a_model_that_stays_dead_is_probed_less_and_less_until_the_cap() -> None:
+    b, clock, _ = make(half_open_probes=1, cooldown_s=10, max_cooldown_s=35)
+    trip(b)
+    waits = []
+    for _ in range(4):
+        opened = clock.now
+        while not b.allow():
+            clock.now += 1
+        waits.append(clock.now - opened)
+        b.record_failure()  # the probe fails: open again
+    assert waits == [10, 20, 35, 35]
+    clock.now += 35
+    assert b.allow()
+    b.record_success()  # recovered: closed, and the next opening starts from cooldown_s
+    assert b.state is BreakerState.CLOSED
+    trip(b)
+    assert b.available_at() == pytest.approx(clock.now + 10)
 
 
 def test_released_probe_lets_the_next_caller_probe() -> None:

@@ -192,7 +192,8 @@ class Dispatcher:
         b = models.breaker
         policy = BreakerPolicy(
             failure_rate=b.failure_rate, minimum_calls=b.minimum_calls, window_s=b.window_s,
-            cooldown_s=b.cooldown_s, half_open_probes=b.half_open_probes,
+            cooldown_s=b.cooldown_s, max_cooldown_s=b.max_cooldown_s,
+            half_open_probes=b.half_open_probes,
             slow_call_s=b.slow_call_s, slow_call_rate=b.slow_call_rate,
         )  # fmt: skip
         self.breakers = BreakerRegistry(

@@ -99,6 +99,9 @@ class BreakerSettings(_Strict):
     minimum_calls: int = Field(default=20, ge=1, description="calls in the window to judge")
     window_s: float = Field(default=30.0, gt=0, description="sliding window length")
     cooldown_s: float = Field(default=30.0, gt=0, description="open time before probes")
+    max_cooldown_s: float = Field(
+        default=300.0, gt=0, description="cap on the open time, which doubles per failed probe"
+    )
     half_open_probes: int = Field(default=3, ge=1, description="probes that must succeed")
     slow_call_s: float | None = Field(default=None, gt=0, description="slower counts as slow")
     slow_call_rate: float = Field(default=1.0, gt=0, le=1, description="share of slow calls")

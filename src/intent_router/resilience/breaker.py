@@ -15,9 +15,11 @@ sliding window (``window_s`` long, 10 buckets). The breaker opens when, over at 
 when ``slow_call_s`` is set, the share of successes slower than it reaches
 ``slow_call_rate``. Bad luck (a few failures among many calls) does not open it.
 
-While OPEN every caller is refused. After ``cooldown_s`` the breaker turns HALF_OPEN and
+While OPEN every caller is refused. After the cool-down the breaker turns HALF_OPEN and
 hands out ``half_open_probes`` permits; it closes (with an empty window) once that many
-probes succeeded and reopens on the first probe that fails. A probe that ends without a
+probes succeeded and reopens on the first probe that fails. Each reopening after a failed
+probe doubles the cool-down (``cooldown_s * 2**n``, at most ``max_cooldown_s``), so a model
+that stays dead costs fewer and fewer probes; closing resets it. A probe that ends without a
 verdict (cancelled, or the request's own fault) gives its permit back (:meth:`release`).
 
 The caller decides what one *outcome* is: the dispatcher reports one per request per
@@ -58,6 +60,7 @@ class BreakerPolicy:
     minimum_calls: int = 20
     window_s: float = 30.0
     cooldown_s: float = 30.0
+    max_cooldown_s: float = 300.0
     half_open_probes: int = 3
     slow_call_s: float | None = None
     slow_call_rate: float = 1.0
@@ -70,6 +73,12 @@ class BreakerRecord:
     opened_at: float = 0.0
     probes_out: int = 0  # HALF_OPEN: permits handed out and not given back
     probes_ok: int = 0  # HALF_OPEN: probes that succeeded
+    reopens: int = 0  # OPEN/HALF_OPEN: failed probe rounds since the breaker last closed
+
+    def cooldown(self, policy: BreakerPolicy) -> float:
+        """This opening's cool-down: doubled per failed probe round, capped."""
+        cap = max(policy.max_cooldown_s, policy.cooldown_s)
+        return float(min(policy.cooldown_s * 2.0**self.reopens, cap))
 
 
 class BreakerStorage(Protocol):
@@ -130,9 +139,14 @@ class _Open(_State):
     kind = BreakerState.OPEN
 
     def allow(self, b: CircuitBreaker, r: BreakerRecord) -> bool:
-        if b.clock() - r.opened_at < b.policy.cooldown_s:
+        if b.clock() - r.opened_at < r.cooldown(b.policy):
             return False
-        b._save(BreakerRecord(state=BreakerState.HALF_OPEN, opened_at=r.opened_at, probes_out=1))
+        b._save(
+            BreakerRecord(
+                state=BreakerState.HALF_OPEN, opened_at=r.opened_at, probes_out=1,
+                reopens=r.reopens,
+            )
+        )  # fmt: skip
         return True
 
     def on_result(self, b: CircuitBreaker, r: BreakerRecord, failed: bool, slow: bool) -> None:
@@ -150,7 +164,7 @@ class _HalfOpen(_State):
 
     def on_result(self, b: CircuitBreaker, r: BreakerRecord, failed: bool, slow: bool) -> None:
         if failed:
-            b._open()
+            b._open(reopens=r.reopens + 1)
         elif r.probes_ok + 1 >= b.policy.half_open_probes:
             b._save(BreakerRecord())
         else:
@@ -207,7 +221,11 @@ class CircuitBreaker:
         """Take a probe permit even while open (the panic trickle); no-op when closed."""
         r = self._storage.load(self.name)
         if r.state is BreakerState.OPEN:
-            self._save(BreakerRecord(state=BreakerState.HALF_OPEN, opened_at=r.opened_at))
+            self._save(
+                BreakerRecord(
+                    state=BreakerState.HALF_OPEN, opened_at=r.opened_at, reopens=r.reopens
+                )
+            )
             r = self._storage.load(self.name)
         if r.state is BreakerState.HALF_OPEN:
             self._storage.save(self.name, replace(r, probes_out=r.probes_out + 1))
@@ -224,11 +242,12 @@ class CircuitBreaker:
         """When a call may next be let through (now unless open and cooling)."""
         r = self._storage.load(self.name)
         if r.state is BreakerState.OPEN:
-            return r.opened_at + self.policy.cooldown_s
+            return r.opened_at + r.cooldown(self.policy)
         return self.clock()
 
-    def _open(self) -> None:
-        self._save(BreakerRecord(state=BreakerState.OPEN, opened_at=self.clock()))
+    def _open(self, reopens: int = 0) -> None:
+        record = BreakerRecord(state=BreakerState.OPEN, opened_at=self.clock(), reopens=reopens)
+        self._save(record)
 
     def _save(self, record: BreakerRecord) -> None:
         old = self._storage.load(self.name).state
