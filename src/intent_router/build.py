@@ -57,16 +57,26 @@ def build_index(
     embed_started = time.perf_counter()
     if missing:
         log.info("embedding %d new utterances (%d cached)", len(missing), len(texts))
-        cache.add(missing, encoder.encode(missing, batch_size=batch_size, progress=progress))
+        cache.add(
+            missing,
+            encoder.encode_utterances(missing, batch_size=batch_size, progress=progress),
+        )
     embed_seconds = time.perf_counter() - embed_started
     vectors = cache.lookup(texts)
     cache.save(keep=texts)
 
     label_array = np.array(labels, dtype=np.int64)
-    scorer = scoring.fit(vectors, label_array, len(route_set.routes))
+    views = encoder.query_views(vectors)  # the hybrid encoder's query-shaped rows
+    scorer = scoring.fit(
+        vectors,
+        label_array,
+        len(route_set.routes),
+        head_rows=None if views is None else (views[0], label_array[views[1]]),
+    )
     manifest = make_manifest(
         encoder_id=encoder.id,
         encoder_model=encoder.model_name,
+        encoder_name=encoder.name,
         dimension=encoder.dimension,
         routes_fingerprint=route_set.fingerprint,
         routes=[
@@ -84,7 +94,7 @@ def build_index(
             "method": "centroid cosine + alpha * log-softmax of a linear head",
             "alpha": scorer.alpha,
             "sharpness": scorer.sharpness,
-            "default_threshold": scoring.DEFAULT_THRESHOLD,
+            "default_threshold": encoder.default_threshold,
         },
     )
     index = RouteIndex(

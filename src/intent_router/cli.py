@@ -9,12 +9,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from intent_router import logs
 from intent_router.config import Settings
+from intent_router.embedding.choice import DEFAULT_ENCODER, ENCODERS
 from intent_router.errors import IntentRouterError
+
+if TYPE_CHECKING:
+    from intent_router.routing.evaluation import Example
+    from intent_router.routing.matcher import Matcher
 
 log = logging.getLogger("intent_router")
 
@@ -42,10 +48,10 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from intent_router.build import build_index
-    from intent_router.embedding.encoder import Encoder
+    from intent_router.embedding.choice import load_encoder
 
     settings = _settings(args)
-    encoder = Encoder(settings.encoder)
+    encoder = load_encoder(settings.encoder)
     _, report = build_index(
         settings.routes_dir, settings.index_dir, encoder, progress=not args.quiet
     )
@@ -58,12 +64,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _loaded(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from intent_router.embedding.encoder import Encoder
+    from intent_router.embedding.choice import load_encoder
     from intent_router.routing.loader import load_routes
     from intent_router.service import prepare_index
 
     settings = _settings(args)
-    encoder = Encoder(settings.encoder)
+    encoder = load_encoder(settings.encoder)
     routes = load_routes(settings.routes_dir)
     index = prepare_index(settings, encoder, routes, build=False)
     return settings, encoder, routes, index
@@ -103,22 +109,53 @@ def cmd_fit(args: argparse.Namespace) -> int:
         + (f" and {len(thresholds.per_route)} per-route thresholds" if per_route else "")
         + f" on {len(examples)} examples; stored in {path}"
     )
+    _print_fit_by_language(examples, scores, Matcher(routes, index))
     return 0
 
 
+def _print_fit_by_language(
+    examples: Sequence[Example], scores: np.ndarray, matcher: Matcher
+) -> None:
+    """With a ``lang`` field in the data: results per language at the stored thresholds."""
+    from intent_router.routing.evaluation import evaluate_by_language, format_languages
+
+    if not any(e.lang for e in examples):
+        return
+    best = scores.argmax(axis=1)
+    predicted = [
+        matcher.names[b] if scores[i, b] >= matcher.thresholds[b] else None
+        for i, b in enumerate(best)
+    ]
+    print("per language, at the stored thresholds, on the same data:")
+    print(format_languages(evaluate_by_language(examples, predicted)))
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from intent_router.routing.evaluation import evaluate, format_report, load_dataset
+    from intent_router.routing.evaluation import (
+        evaluate,
+        evaluate_by_language,
+        format_languages,
+        format_report,
+        load_dataset,
+    )
     from intent_router.routing.matcher import Matcher
 
     _, encoder, routes, index = _loaded(args)
     examples = load_dataset(args.dataset, known_routes=routes.names)
     vectors = encoder.encode([e.text for e in examples], progress=not args.quiet)
     decisions = Matcher(routes, index).decide(vectors)
-    report = evaluate([e.route for e in examples], [d.route for d in decisions])
+    predicted = [d.route for d in decisions]
+    report = evaluate([e.route for e in examples], predicted)
+    by_lang = evaluate_by_language(examples, predicted)
     if args.json:
-        print(json.dumps(report.summary()))
+        summary = report.summary()
+        if by_lang:
+            summary["per_language"] = {k: r.summary() for k, r in by_lang.items()}
+        print(json.dumps(summary))
     else:
         print(format_report(report))
+        if by_lang:
+            print("\n" + format_languages(by_lang))
     return 0
 
 
@@ -126,7 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from intent_router.api.app import create_app
-    from intent_router.embedding.encoder import Encoder
+    from intent_router.embedding.choice import load_encoder
     from intent_router.routing.loader import load_routes
     from intent_router.service import prepare_index
 
@@ -134,7 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.models is not None:
         extra["models_file"] = None if str(args.models) == "none" else args.models
     settings = _settings(args, **extra)
-    encoder = Encoder(settings.encoder)
+    encoder = load_encoder(settings.encoder)
     # Refuse a missing or stale index before binding the port, with the command to run.
     prepare_index(
         settings, encoder, load_routes(settings.routes_dir), build=settings.build_on_start
@@ -158,7 +195,11 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--routes", type=Path, default=Path("routes"), help="route files folder")
         p.add_argument("--index", type=Path, default=Path("index"), help="index folder")
-        p.add_argument("--encoder", help="model package or folder (default: all-MiniLM-L6-v2)")
+        p.add_argument(
+            "--encoder",
+            help=f"{', '.join(ENCODERS)}, or a sentence-transformers model package or folder "
+            f"(default: {DEFAULT_ENCODER}, or INTENT_ROUTER_ENCODER)",
+        )
         p.set_defaults(handler=handler)
         return p
 

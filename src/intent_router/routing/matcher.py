@@ -30,6 +30,10 @@ class Decision:
     threshold: float
     candidates: list[Candidate]
     chain: list[str] = field(default_factory=list)
+    encoder: str | None = None
+    """The encoder whose vector decided (the hybrid encoder picks one by language)."""
+    lang: str | None = None
+    """The query's language, when the encoder identifies it (the hybrid encoder does)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +42,8 @@ class Decision:
             "threshold": round(self.threshold, 6),
             "candidates": [{"route": c.route, "score": round(c.score, 6)} for c in self.candidates],
             "chain": list(self.chain),
+            "encoder": self.encoder,
+            "lang": self.lang,
         }
 
 
@@ -46,7 +52,7 @@ class Matcher:
 
     A route's threshold is, by precedence: its YAML ``threshold``, then a per-route
     threshold fitted by ``intent-router fit``, then the fitted global one, then
-    :data:`scoring.DEFAULT_THRESHOLD`.
+    the default threshold of the index's encoder (recorded in its manifest).
     """
 
     def __init__(
@@ -59,7 +65,7 @@ class Matcher:
         base = (
             fitted.global_threshold
             if fitted.global_threshold is not None
-            else scoring.DEFAULT_THRESHOLD
+            else float(index.manifest["scorer"].get("default_threshold", scoring.DEFAULT_THRESHOLD))
         )
         self.thresholds = np.array(
             [

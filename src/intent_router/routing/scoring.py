@@ -162,8 +162,13 @@ def fit(
     learning_rate: float = LEARNING_RATE,
     alpha: float = ALPHA,
     sharpness: float = SHARPNESS,
+    head_rows: tuple[FloatArray, npt.NDArray[np.integer]] | None = None,
 ) -> Scorer:
-    """Group utterance ``embeddings`` by route index and fit the linear head on them."""
+    """Group utterance ``embeddings`` by route index and fit the linear head on them.
+
+    ``head_rows`` (vectors, route labels) fits the head on other rows than the utterance
+    vectors: the hybrid encoder's query-shaped views of them (``embedding/hybrid.py``).
+    """
     x = np.asarray(embeddings, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)
     if x.ndim != 2 or len(x) != len(y):
@@ -176,7 +181,15 @@ def fit(
         raise ConfigError(f"every route needs at least one utterance; empty: {empty}")
     order = np.argsort(y, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    weights, bias = _fit_head(x, y, n_routes, l2_penalty, iterations, learning_rate)
+    head_x, head_y = (x, y) if head_rows is None else head_rows
+    weights, bias = _fit_head(
+        np.asarray(head_x, dtype=np.float32),
+        np.asarray(head_y, dtype=np.int64),
+        n_routes,
+        l2_penalty,
+        iterations,
+        learning_rate,
+    )
     return Scorer(
         np.ascontiguousarray(x[order]), starts, weights, bias, alpha=alpha, sharpness=sharpness
     )
