@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -41,7 +42,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
             models.check_chains({r.name: r.chain for r in service.routes.routes})
         await service.start()
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
-        cache = make_cache(settings, service.encoder.dimension) if models else None
+        cache = make_cache(settings, service.encoder) if models else None
         if cache is not None:
             await cache.start()
         async with httpx.AsyncClient(limits=limits, timeout=None) as client:
@@ -61,17 +62,24 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     return app
 
 
-def make_cache(settings: Settings, dimension: int) -> ResponseCache | None:
+def make_cache(settings: Settings, encoder: Encoder) -> ResponseCache | None:
+    """The response cache of one encoder's vectors: the Redis namespace names the encoder,
+    so replicas running different encoders never mix vector spaces."""
+    dimension = encoder.dimension
     defaults = CacheDefaults(max_entries=settings.cache_max_entries)
     if settings.cache_backend == "off":
         return None
     if settings.cache_backend == "redis":
         backend: MemoryBackend | RedisBackend = RedisBackend(
             settings.redis_url,
-            namespace=settings.cache_namespace,
+            namespace=f"{settings.cache_namespace}:{encoder_slug(encoder)}",
             dim=dimension,
             max_entries=settings.cache_max_entries,
         )
     else:
         backend = MemoryBackend(dim=dimension, max_entries=settings.cache_max_entries)
     return ResponseCache(backend, defaults=defaults)
+
+
+def encoder_slug(encoder: Encoder) -> str:
+    return hashlib.sha256(encoder.id.encode()).hexdigest()[:12]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from intent_router.embedding.encoder import DEFAULT_MODEL, Encoder
 
-DEFAULT_ENCODER = "use-m"
+DEFAULT_ENCODER = "hybrid"
 """The shipped default; the measurements behind it are in the README ("Multilingual routing")."""
 
 
