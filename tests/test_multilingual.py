@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from tests.test_api_cache import _eventually, ask, make_settings
@@ -211,6 +212,8 @@ def test_a_question_and_its_translation_never_share_an_answer(
         assert translated.headers["x-intent-router-cache"] == "miss"
         assert translated.json()["routing"]["lang"] == "es"
         assert ask(url, spanish).headers["x-intent-router-cache"] == "exact"
+        routed = httpx.post(f"{url}/route", json={"query": spanish}, timeout=30).json()
+        assert (routed["route"], routed["encoder"], routed["lang"]) == ("code", "use-m", "es")
         # Two other languages share the multilingual block; the language scope keeps them apart.
         portuguese = ask(url, "escreva uma função de python que inverta uma lista")
         assert portuguese.json()["routing"]["lang"] == "pt"

@@ -33,6 +33,8 @@ class RouteResponse(BaseModel):
     threshold: float
     candidates: list[CandidateOut]
     chain: list[str]
+    encoder: str | None = Field(default=None, description="The encoder whose vector decided.")
+    lang: str | None = Field(default=None, description="The query's identified language.")
     truncated: bool = Field(description="True when the query was cut to max_query_chars.")
 
 
