@@ -67,7 +67,8 @@ import yaml
 from intent_router import cli
 from intent_router.build import BuildReport, build_index
 from intent_router.config import Settings
-from intent_router.embedding.encoder import DEFAULT_MODEL, Encoder
+from intent_router.embedding.choice import load_encoder
+from intent_router.embedding.encoder import Encoder
 from intent_router.embedding.index import RouteIndex, Thresholds, load_index
 from intent_router.routing.evaluation import evaluate, format_report, load_dataset
 from intent_router.routing.loader import RouteSet, load_routes
@@ -80,6 +81,7 @@ CLINC = REPO / "../shared/data/clinc150/data_full.json"
 LLM_DATA = REPO / "tests/data/llm_requests.jsonl"
 LLM_ROUTES = REPO / "routes"
 CONVERSATIONS = REPO / "scripts/data/conversations.jsonl"
+MULTILINGUAL_DATA = REPO / "scripts/data/multilingual.jsonl"
 EXTRA_UTTERANCES = [
     "could you tell me about this please",
     "i need some help with this one",
@@ -90,16 +92,19 @@ EXTRA_UTTERANCES = [
 def main() -> int:
     args = _parser().parse_args()
     logging.basicConfig(level=logging.WARNING)
-    encoder = Encoder(args.encoder or DEFAULT_MODEL)
+    encoder = load_encoder(args.encoder)
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as tmp:
         work = Path(tmp)
         cached = Path(args.cache) if args.cache else work
-        if not args.routes_eval:
+        if args.encoders:
+            figures.update(compare_encoders(args, work, cached))
+        elif not args.routes_eval:
             figures.update(clinc(args, encoder, work, cached))
             figures.update(clinc_none_route(args, encoder, work, cached))
-        figures.update(shipped_routes(args, encoder, work))
-        figures.update(multiturn(args, encoder, work))
+        if not args.encoders:
+            figures.update(shipped_routes(args, encoder, work))
+            figures.update(multiturn(args, encoder, work))
     print(json.dumps(figures))
     return 0
 
@@ -372,6 +377,64 @@ def _flags(args: argparse.Namespace, routes_dir: Path, index_dir: Path) -> list[
     return common + (["--encoder", args.encoder] if args.encoder else [])
 
 
+def compare_encoders(args: argparse.Namespace, work: Path, cached: Path) -> dict[str, Any]:
+    """Each encoder of ``--encoders``: the shipped routes at its default threshold on the
+    LLM requests (English) and on the multilingual set (all rows and its held-out ``test``
+    half), then CLINC150 (fitted threshold) unless ``--routes-eval``."""
+    figures: dict[str, Any] = {}
+    for name in [n.strip() for n in args.encoders.split(",") if n.strip()]:
+        print(f"\n==== encoder {name}")
+        encoder = load_encoder(name)
+        folder = work / name
+        folder.mkdir()
+        figures.update(_shipped_by_language(args, name, encoder, folder))
+        if not args.routes_eval:
+            one = argparse.Namespace(**{**vars(args), "encoder": name})
+            clinc_figures = clinc(one, encoder, folder, cached / name)
+            for key in ("in_scope_accuracy", "oos_recall", "fit_threshold"):
+                figures[f"{name}_clinc_{key}"] = clinc_figures[key]
+    return figures
+
+
+def _shipped_by_language(
+    args: argparse.Namespace, name: str, encoder: Encoder, folder: Path
+) -> dict[str, Any]:
+    from intent_router.routing.evaluation import evaluate, load_dataset
+    from intent_router.routing.matcher import Matcher
+
+    routes = load_routes(Path(args.routes))
+    index, report = build_index(routes, folder / "llm-index", encoder)
+    _print_build(report)
+    matcher = Matcher(routes, index)
+    figures: dict[str, Any] = {}
+    multi = Path(args.multilingual_data)
+    for tag, data, keep in (
+        ("llm", Path(args.llm_data), lambda row: True),
+        ("non_english", multi, lambda row: row.lang != "en"),
+        ("non_english_test", multi, lambda row: _split(multi, row) == "test"),
+    ):
+        rows = [e for e in load_dataset(data, known_routes=routes.names) if keep(e)]
+        decisions = matcher.decide(encoder.encode([e.text for e in rows]))
+        result = evaluate([e.route for e in rows], [d.route for d in decisions]).summary()
+        print(f"{name} {tag}: {json.dumps(result)}")
+        figures[f"{name}_{tag}_in_scope_accuracy"] = result["in_scope_accuracy"]
+        figures[f"{name}_{tag}_oos_recall"] = result["oos_recall"]
+    return figures
+
+
+_SPLITS: dict[str, str] = {}
+
+
+def _split(path: Path, example: Any) -> str:
+    """The ``split`` field of a multilingual row (load_dataset keeps only text/route/lang)."""
+    if not _SPLITS:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                _SPLITS[row["text"]] = row.get("split", "dev")
+    return _SPLITS.get(example.text, "dev")
+
+
 def _cli_eval_json(common: list[str], dataset: Path) -> dict[str, Any]:
     out = _run_cli(["eval", *common, "--dataset", str(dataset), "--json"])
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
@@ -424,7 +487,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--conversations", type=Path, default=CONVERSATIONS, help="multi-turn chats (JSONL)"
     )
-    parser.add_argument("--encoder", default=None, help=f"default: {DEFAULT_MODEL}")
+    parser.add_argument("--encoder", default="minilm", help="encoder name (default: minilm)")
+    parser.add_argument(
+        "--encoders",
+        default="",
+        help="comma-separated encoder names to compare (e.g. minilm,use-m,hybrid): English and "
+        "non-English accuracy on the shipped routes, and CLINC150 unless --routes-eval",
+    )
+    parser.add_argument("--multilingual-data", type=Path, default=MULTILINGUAL_DATA)
     parser.add_argument("--intents", type=int, default=0, help="first N intents only (0 = all)")
     parser.add_argument(
         "--routes-eval", action="store_true", help="only evaluate the shipped routes"

@@ -20,7 +20,10 @@ idle during the bare call). Throughput: 1, 8 and 32 client threads, each looping
                                      [--samples 300] [--duration 8]
 
 The last line printed is one JSON object: bare_encode_p50_ms, route_p50_ms, route_p95_ms,
-p50_ratio, qps_1, qps_8, qps_32, throughput_ratio (= qps_32 / qps_1).
+p50_ratio, qps_1, qps_8, qps_32, throughput_ratio (= qps_32 / qps_1) of the first encoder of
+``--encoders`` (default ``minilm``), then per encoder NAME: NAME_bare_encode_p50_ms,
+NAME_route_p50_ms, NAME_p50_ratio, NAME_qps_32 and NAME_route_p50_vs_FIRST (its ``/route``
+p50 over the first encoder's, same run).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from pathlib import Path
 
 import yaml
 
-from intent_router.embedding.encoder import Encoder
+from intent_router.embedding.choice import load_encoder
 from intent_router.testing.server import serve_in_subprocess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,8 +51,25 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> int:
     args = _parser().parse_args()
     queries = _queries(args.routes, args.data)
-    encoder = Encoder()
-    with _router(args.routes) as port:
+    names = [n.strip() for n in args.encoders.split(",") if n.strip()]
+    results = {name: measure(name, args, queries) for name in names}
+    first = results[names[0]]
+    result = dict(first)  # the first encoder's figures keep the historical keys
+    for name, figures in results.items():
+        for key in ("bare_encode_p50_ms", "route_p50_ms", "p50_ratio", "qps_32"):
+            result[f"{name}_{key}"] = figures[key]
+        result[f"{name}_route_p50_vs_{names[0]}"] = round(
+            figures["route_p50_ms"] / first["route_p50_ms"], 3
+        )
+    print(json.dumps(result))
+    return 0
+
+
+def measure(name: str, args: argparse.Namespace, queries: list[str]) -> dict[str, float]:
+    """One encoder: paired bare/``/route`` latencies and throughput; prints its report."""
+    print(f"==== encoder {name}")
+    encoder = load_encoder(name)
+    with _router(args.routes, name) as port:
         conn = http.client.HTTPConnection("127.0.0.1", port)
         for query in queries[:30]:  # warm-up: both paths, caches and allocator
             encoder.encode([query])
@@ -87,14 +107,14 @@ def main() -> int:
     for line in metrics.splitlines():
         if line.startswith("intent_router_encoder_batch"):
             print("  " + line)
-    print(json.dumps(result))
-    return 0
+    return result
 
 
 @contextmanager
-def _router(routes: Path) -> Iterator[int]:
+def _router(routes: Path, encoder: str) -> Iterator[int]:
     with tempfile.TemporaryDirectory() as tmp:
         args = ["--routes", str(routes), "--index", tmp, "--models", "none", "--build"]
+        args += ["--encoder", encoder]
         with serve_in_subprocess(args) as url:
             yield int(url.rsplit(":", 1)[1])
 
@@ -158,6 +178,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=REPO / "tests/data/llm_requests.jsonl")
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument(
+        "--encoders",
+        default="minilm",
+        help="comma-separated encoder names, each measured against its own bare encoder "
+        "(e.g. minilm,hybrid,use-m); the first is the reference for *_route_p50_vs_*",
+    )
     return parser
 
 

@@ -79,6 +79,13 @@ SMALL_ROUTES: dict[str, dict[str, object]] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _minilm_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests written for all-MiniLM-L6-v2 (its thresholds, its session fixture) run with it
+    even though the shipped default is the hybrid; tests of other encoders choose theirs."""
+    monkeypatch.setenv("INTENT_ROUTER_ENCODER", "minilm")
+
+
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
     return Encoder()
@@ -89,6 +96,23 @@ def fake() -> Iterator[FakeUpstream]:
     """The fake LLM upstream on loopback, one per test module."""
     with FakeUpstream() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def use_m_encoder() -> Encoder:
+    """USE Multilingual v3, loaded once per session."""
+    from intent_router.embedding.multilingual import UseMultilingualEncoder
+
+    return UseMultilingualEncoder()
+
+
+@pytest.fixture(scope="session")
+def hybrid_encoder(encoder: Encoder, use_m_encoder: Encoder) -> Encoder:
+    """The hybrid over the session's MiniLM and USE-M (nothing loaded twice)."""
+    from intent_router.embedding.hybrid import HybridEncoder
+    from intent_router.embedding.langid import LanguageDetector
+
+    return HybridEncoder(encoder, use_m_encoder, LanguageDetector())
 
 
 RouteWriter = Callable[..., Path]

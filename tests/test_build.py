@@ -31,6 +31,7 @@ def test_build_writes_manifest_and_loads_back(
         "id": encoder.id,
         "model": encoder.model_name,
         "dimension": encoder.dimension,
+        "name": "minilm",
     }
     assert manifest["normalization"] == "l2"
     assert manifest["routes_fingerprint"] == routes.fingerprint

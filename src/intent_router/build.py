@@ -98,18 +98,26 @@ def build_index(
     embed_started = time.perf_counter()
     if missing:
         log.info("embedding %d new texts (%d cached)", len(missing), len(everything))
-        cache.add(missing, encoder.encode(missing, batch_size=batch_size, progress=progress))
+        cache.add(
+            missing,
+            encoder.encode_utterances(missing, batch_size=batch_size, progress=progress),
+        )
     embed_seconds = time.perf_counter() - embed_started
     vectors = cache.lookup(texts.route_texts)
     cache.save(keep=everything)
 
     label_array = np.array(texts.route_labels, dtype=np.int64)
+    views = encoder.query_views(vectors)  # the hybrid encoder's query-shaped rows
+    none = _examples(cache, texts.none_texts, texts.none_labels, encoder.dimension)
+    none_views = encoder.query_views(none.vectors) if len(none.vectors) else None
     scorer = scoring.fit(
         vectors,
         label_array,
         len(route_set.routes),
-        none=_examples(cache, texts.none_texts, texts.none_labels, encoder.dimension),
+        none=none,
         negatives=_examples(cache, texts.negative_texts, texts.negative_labels, encoder.dimension),
+        head_rows=None if views is None else (views[0], label_array[views[1]]),
+        none_head_rows=None if none_views is None else none_views[0],
     )
     overlaps = _overlaps(route_set, texts, vectors, cache)
     warnings = [str(w) for w in route_set.warnings]
@@ -117,6 +125,7 @@ def build_index(
     manifest = make_manifest(
         encoder_id=encoder.id,
         encoder_model=encoder.model_name,
+        encoder_name=encoder.name,
         dimension=encoder.dimension,
         routes_fingerprint=route_set.fingerprint,
         routes=[
@@ -150,7 +159,9 @@ def build_index(
             if scorer.has_none
             else None,
             "none_margin": scoring.NONE_MARGIN if scorer.has_none else None,
-            "default_threshold": scorer.default_threshold,
+            "default_threshold": scoring.default_threshold(
+                encoder.default_threshold, has_none=scorer.has_none
+            ),
         },
         warnings={"count": len(warnings), "first": warnings[:MANIFEST_WARNINGS]},
         overlaps=overlaps.summary(),

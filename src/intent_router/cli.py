@@ -16,11 +16,15 @@ from pydantic import ValidationError
 
 from intent_router import logs
 from intent_router.config import Settings
+from intent_router.embedding.choice import DEFAULT_ENCODER, ENCODERS
 from intent_router.errors import ConfigError, IntentRouterError
 
 if TYPE_CHECKING:
     from intent_router.routing.evaluation import Example, Report
     from intent_router.routing.matcher import Decision
+
+if TYPE_CHECKING:
+    from intent_router.routing.evaluation import Example
 
 log = logging.getLogger("intent_router")
 DEFAULT_PORT = 4000  # not vLLM's 8000 nor Ollama's 11434, which local upstreams use
@@ -58,10 +62,10 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from intent_router.build import build_index
-    from intent_router.embedding.encoder import Encoder
+    from intent_router.embedding.choice import load_encoder
 
     settings = _settings(args)
-    encoder = Encoder(settings.encoder)
+    encoder = load_encoder(settings.encoder)
     _, report = build_index(
         settings.routes_dir, settings.index_dir, encoder, progress=not args.quiet
     )
@@ -92,12 +96,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _loaded(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from intent_router.embedding.encoder import Encoder
+    from intent_router.embedding.choice import load_encoder
     from intent_router.routing.loader import load_routes
     from intent_router.service import prepare_index
 
     settings = _settings(args)
-    encoder = Encoder(settings.encoder)
+    encoder = load_encoder(settings.encoder)
     routes = load_routes(settings.routes_dir)
     index = prepare_index(settings, encoder, routes, build=False)
     return settings, encoder, routes, index
@@ -142,9 +146,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         + (f" and {len(thresholds.per_route)} per-route thresholds" if per_route else "")
         + f" on {len(examples)} examples; stored in {path}"
     )
+    decisions = Matcher(routes, index).decide(vectors)
     if not args.quiet or args.report:
-        report = _report(examples, Matcher(routes, index).decide(vectors))
-        print(f"on the fit set at this threshold:\n{format_report(report)}")
+        print(f"on the fit set at this threshold:\n{format_report(_report(examples, decisions))}")
+    _print_fit_by_language(examples, decisions)
     return 0
 
 
@@ -161,18 +166,41 @@ def _report(examples: Sequence[Example], decisions: Sequence[Decision]) -> Repor
     return evaluate(gold, predicted, refusals)
 
 
+def _print_fit_by_language(examples: Sequence[Example], decisions: Sequence[Decision]) -> None:
+    """With a ``lang`` field in the data: results per language at the stored thresholds."""
+    from intent_router.routing.evaluation import evaluate_by_language, format_languages
+
+    if not any(e.lang for e in examples):
+        return
+    predicted = [d.route for d in decisions]
+    print("per language, at the stored thresholds, on the same data:")
+    print(format_languages(evaluate_by_language(examples, predicted)))
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from intent_router.routing.evaluation import format_report, load_dataset
+    from intent_router.routing.evaluation import (
+        evaluate_by_language,
+        format_languages,
+        format_report,
+        load_dataset,
+    )
     from intent_router.routing.matcher import Matcher
 
     _, encoder, routes, index = _loaded(args)
     examples = load_dataset(args.dataset, known_routes=routes.names)
     vectors = encoder.encode([e.text for e in examples], progress=not args.quiet)
-    report = _report(examples, Matcher(routes, index).decide(vectors))
+    decisions = Matcher(routes, index).decide(vectors)
+    report = _report(examples, decisions)
+    by_lang = evaluate_by_language(examples, [d.route for d in decisions])
     if args.json:
-        print(json.dumps(report.summary()))
+        summary = report.summary()
+        if by_lang:
+            summary["per_language"] = {k: r.summary() for k, r in by_lang.items()}
+        print(json.dumps(summary))
     else:
         print(format_report(report))
+        if by_lang:
+            print("\n" + format_languages(by_lang))
     if args.min_accuracy is not None and report.overall_accuracy < args.min_accuracy:
         print(
             f"intent-router: overall accuracy {report.overall_accuracy:.4f} is below "
@@ -213,10 +241,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from intent_router.api.app import create_app
-    from intent_router.embedding.encoder import Encoder
+    from intent_router.embedding.choice import load_encoder
     from intent_router.service import prepare_index
 
-    encoder = Encoder(settings.encoder)
+    encoder = load_encoder(settings.encoder)
     # Refuse a missing or stale index before binding the port, with the command to run.
     prepare_index(settings, encoder, routes, build=settings.build_on_start)
     if models is not None:  # after the index check, as the server's start-up does it
@@ -240,7 +268,11 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--routes", type=Path, default=Path("routes"), help="route files folder")
         p.add_argument("--index", type=Path, default=Path("index"), help="index folder")
-        p.add_argument("--encoder", help="model package or folder (default: all-MiniLM-L6-v2)")
+        p.add_argument(
+            "--encoder",
+            help=f"{', '.join(ENCODERS)}, or a sentence-transformers model package or folder "
+            f"(default: {DEFAULT_ENCODER}, or INTENT_ROUTER_ENCODER)",
+        )
         p.set_defaults(handler=handler)
         return p
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from intent_router.embedding.encoder import DEFAULT_MODEL
+from intent_router.embedding.choice import DEFAULT_ENCODER
 
 
 class Settings(BaseSettings):
@@ -18,8 +18,9 @@ class Settings(BaseSettings):
 
     routes_dir: Path = Path("routes")
     index_dir: Path = Path("index")
-    encoder: str = DEFAULT_MODEL
-    """A model package that ships a ``model`` folder, or a sentence-transformers folder."""
+    encoder: str = DEFAULT_ENCODER
+    """``minilm``, ``e5-small`` or ``use-m`` (see :mod:`intent_router.embedding.choice`), or a
+    model package that ships a ``model`` folder, or a sentence-transformers folder."""
     models_file: Path | None = Path("models.yaml")
     """Model definitions for dispatch; ``None`` serves routing decisions only."""
     build_on_start: bool = False

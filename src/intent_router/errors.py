@@ -11,6 +11,7 @@ The API layer maps these to HTTP statuses in one place (``api/errors.py``)::
     ├── IndexError_                 the built index cannot be used
     │   ├── IndexMissingError       nothing built in the index folder
     │   └── StaleIndexError         route files or encoder changed since the build
+    │       └── EncoderMismatchError  the index was built with another encoder
     ├── EncoderError                the embedding model cannot be loaded or run
     ├── QueryError                  a request is invalid as given (``param`` names the field)
     │   ├── UnknownModelError       it names a model the models file does not define
@@ -84,6 +85,33 @@ class IndexMissingError(IndexError_):
 
 class StaleIndexError(IndexError_):
     """The index was built from other route files or another encoder."""
+
+
+class EncoderMismatchError(StaleIndexError):
+    """The index was built with one encoder and the configured one is another.
+
+    The message names both (by name and id) and the command that rebuilds the index.
+    """
+
+    def __init__(
+        self,
+        build: Path,
+        built_with: dict[str, Any],
+        configured_id: str,
+        configured_name: str | None = None,
+    ) -> None:
+        self.build = build
+        self.built_with_id = str(built_with.get("id"))
+        self.built_with_name = str(built_with.get("name") or built_with.get("model"))
+        self.configured_id = configured_id
+        self.configured_name = configured_name or configured_id
+        super().__init__(
+            f"index {build} was built with encoder '{self.built_with_name}' "
+            f"({self.built_with_id}), the configured encoder is '{self.configured_name}' "
+            f"({configured_id}); vectors of different encoders cannot be compared: rebuild "
+            f"with `intent-router build --encoder {self.configured_name}` (or start the "
+            f"server with --build), or configure --encoder {self.built_with_name}"
+        )
 
 
 class EncoderError(IntentRouterError):

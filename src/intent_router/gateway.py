@@ -120,7 +120,8 @@ class Gateway:
                 router.routes,
                 router.matcher,
                 default_chain=models.default_chain,
-                index_fingerprint=router.index.manifest["routes_fingerprint"],
+                # The encoder is part of every scope: vectors of two encoders never meet.
+                index_fingerprint=f"{router.index.manifest['routes_fingerprint']}|{router.encoder.id}",
             )
             if cache is not None
             else None
@@ -207,9 +208,11 @@ class Gateway:
     ) -> CacheContext | None:
         if self.cache is None or early is None:
             return None
+        # A question and its translation never share an answer (it is in the other language).
+        lang = plan.decision.lang if plan.decision is not None else None
         return self.cache.context(
             request, route=plan.route, chain=plan.chain, pinned=plan.pinned,
-            directives=directives, early=early,
+            directives=directives, early=early, lang=lang,
         )  # fmt: skip
 
     async def _lookup(self, ctx: CacheContext | None, plan: Plan) -> CacheHit | None:

@@ -120,9 +120,13 @@ class RequestCache:
         pinned: str | None,
         directives: Directives,
         early: CacheScope,
+        lang: str | None = None,
     ) -> CacheContext:
+        """The routed scope; ``lang`` (when the encoder identifies it) keeps a question and
+        its translation apart: an answer is in the language it was asked in."""
         name = route or "none"
-        scope = _scope(request, route=name, chain=chain, pinned=pinned, extra=None)
+        extra = {"lang": lang} if lang else None
+        scope = _scope(request, route=name, chain=chain, pinned=pinned, extra=extra)
         policy = self.policies.get(name, self.policies["none"])
         return CacheContext(
             dataclasses.replace(scope, exact=early.digest), policy, directives, request.temperature

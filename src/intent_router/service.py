@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import numpy as np
 from intent_router.build import build_index
 from intent_router.config import Settings
 from intent_router.embedding.batcher import MicroBatcher
+from intent_router.embedding.choice import load_encoder
 from intent_router.embedding.encoder import Encoder
 from intent_router.embedding.index import RouteIndex, load_index
 from intent_router.errors import IndexMissingError, QueryError, StaleIndexError
@@ -41,7 +43,10 @@ def prepare_index(
     """Load the index for ``routes``; with ``build``, (re)build it when missing or stale."""
     try:
         return load_index(
-            settings.index_dir, routes_fingerprint=routes.fingerprint, encoder_id=encoder.id
+            settings.index_dir,
+            routes_fingerprint=routes.fingerprint,
+            encoder_id=encoder.id,
+            encoder_name=encoder.name,
         )
     except (IndexMissingError, StaleIndexError) as exc:
         if not build:
@@ -83,7 +88,7 @@ class RouterService:
         *,
         default_chain: list[str] | None = None,
     ) -> RouterService:
-        encoder = encoder or Encoder(settings.encoder)
+        encoder = encoder or load_encoder(settings.encoder)
         routes = load_routes(settings.routes_dir)
         index = prepare_index(settings, encoder, routes, build=settings.build_on_start)
         return cls(settings, encoder, routes, index, default_chain=default_chain)
@@ -96,8 +101,12 @@ class RouterService:
 
     def _embed_and_match(self, texts: list[str]) -> list[tuple[np.ndarray, Decision]]:
         # Small encoder batches over length-sorted texts pad less than one big batch.
-        vectors = self.encoder.encode(texts, batch_size=min(len(texts), 16))
-        return list(zip(vectors, self.matcher.decide(vectors), strict=True))
+        vectors, langs = self.encoder.encode_queries(texts, batch_size=min(len(texts), 16))
+        decisions = [
+            dataclasses.replace(d, encoder=self.encoder.encoder_for(lang), lang=lang)
+            for d, lang in zip(self.matcher.decide(vectors), langs, strict=True)
+        ]
+        return list(zip(vectors, decisions, strict=True))
 
     def clean_query(self, query: str) -> tuple[str, bool]:
         text = " ".join(query.split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -89,6 +90,8 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
 
 
 def make_cache(settings: Settings, encoder: Encoder) -> ResponseCache | None:
+    """The response cache of one encoder's vectors: the Redis namespace names the encoder,
+    so replicas running different encoders never mix vector spaces."""
     dimension = encoder.dimension
     defaults = CacheDefaults(max_entries=settings.cache_max_entries)
     if settings.cache_backend == "off":
@@ -96,11 +99,17 @@ def make_cache(settings: Settings, encoder: Encoder) -> ResponseCache | None:
     if settings.cache_backend == "redis":
         backend: MemoryBackend | RedisBackend = RedisBackend(
             settings.redis_url,
-            namespace=settings.cache_namespace,
+            namespace=f"{settings.cache_namespace}:{encoder_slug(encoder)}",
             dim=dimension,
             max_entries=settings.cache_max_entries,
         )
     else:
         backend = MemoryBackend(dim=dimension, max_entries=settings.cache_max_entries)
+    if not encoder.has_word_vectors:  # the pair model reads MiniLM word vectors: rules only
+        return ResponseCache(backend, defaults=defaults)
     verifier = ModelVerifier(encoder.word_vectors)
     return ResponseCache(backend, verifier=verifier, defaults=defaults)
+
+
+def encoder_slug(encoder: Encoder) -> str:
+    return hashlib.sha256(encoder.id.encode()).hexdigest()[:12]

@@ -123,6 +123,8 @@ class RouteResponse(BaseModel):
     repelled: list[str] = Field(
         default_factory=list, description="Routes refused for this query by their negatives."
     )
+    encoder: str | None = Field(default=None, description="The encoder whose vector decided.")
+    lang: str | None = Field(default=None, description="The query's identified language.")
     truncated: bool = Field(description="True when the query was cut to max_query_chars.")
     decided_by: Literal["last_turn", "context"] | None = Field(
         default=None,

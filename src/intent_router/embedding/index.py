@@ -34,7 +34,7 @@ import faiss
 import numpy as np
 
 from intent_router.embedding.encoder import Vectors
-from intent_router.errors import IndexMissingError, StaleIndexError
+from intent_router.errors import EncoderMismatchError, IndexMissingError, StaleIndexError
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -99,6 +99,7 @@ def make_manifest(
     encoder_id: str,
     encoder_model: str,
     dimension: int,
+    encoder_name: str | None = None,
     routes_fingerprint: str,
     routes: list[dict[str, Any]],
     build_seconds: float,
@@ -115,7 +116,12 @@ def make_manifest(
     none_routes = none_routes or []
     return {
         "format_version": FORMAT_VERSION,
-        "encoder": {"id": encoder_id, "model": encoder_model, "dimension": dimension},
+        "encoder": {
+            "id": encoder_id,
+            "model": encoder_model,
+            "dimension": dimension,
+            "name": encoder_name or encoder_model,
+        },
         "normalization": "l2",
         "similarity": "cosine",
         "routes_fingerprint": routes_fingerprint,
@@ -195,6 +201,7 @@ def load_index(
     *,
     routes_fingerprint: str | None = None,
     encoder_id: str | None = None,
+    encoder_name: str | None = None,
 ) -> RouteIndex:
     """Read the build in use; refuse it when it no longer matches the routes or encoder."""
     build = current_build(folder)
@@ -205,10 +212,7 @@ def load_index(
             f"{FORMAT_VERSION}: rebuild with `intent-router build`"
         )
     if encoder_id is not None and manifest["encoder"]["id"] != encoder_id:
-        raise StaleIndexError(
-            f"index {build} was built with encoder {manifest['encoder']['id']}, the configured "
-            f"one is {encoder_id}: rebuild with `intent-router build`"
-        )
+        raise EncoderMismatchError(build, manifest["encoder"], encoder_id, encoder_name)
     if routes_fingerprint is not None and manifest["routes_fingerprint"] != routes_fingerprint:
         raise StaleIndexError(
             f"route files changed since index {build.name} was built: rebuild with "

@@ -1,7 +1,8 @@
 """Labelled data sets and routing metrics, shared by `fit`, `eval` and the benchmarks.
 
 A data set is JSON lines: ``{"text": "...", "route": "name"}``, with ``"route": null`` for
-a query that must match no route (out of scope).
+a query that must match no route (out of scope), and optionally ``"lang": "es"`` (the
+language the text is written in; ``fit`` and ``eval`` then also report per language).
 
 Besides accuracy, a report says how refusals happened: out-of-scope queries refused by a
 ``kind: none`` route versus by the threshold, and queries whose top route was refused by
@@ -24,6 +25,7 @@ from intent_router.errors import DatasetError
 class Example:
     text: str
     route: str | None
+    lang: str | None = None
 
 
 def load_dataset(path: str | Path, *, known_routes: Sequence[str] | None = None) -> list[Example]:
@@ -57,7 +59,15 @@ def load_dataset(path: str | Path, *, known_routes: Sequence[str] | None = None)
                     line=number,
                     field="route",
                 )
-            examples.append(Example(text=text, route=route))
+            lang = row.get("lang")
+            if lang is not None and (not isinstance(lang, str) or not lang.strip()):
+                raise DatasetError(
+                    "must be a language code such as 'en' or 'es', or absent",
+                    path=path,
+                    line=number,
+                    field="lang",
+                )
+            examples.append(Example(text=text, route=route, lang=lang))
     if not examples:
         raise DatasetError("data set is empty", path=path)
     return examples
@@ -164,6 +174,36 @@ def evaluate(
         confusions=[(g, p, n) for (g, p), n in confusions.most_common(10)],
         refusals=refusals,
     )
+
+
+def evaluate_by_language(
+    examples: Sequence[Example], predicted: Sequence[str | None]
+) -> dict[str, Report]:
+    """One :func:`evaluate` per language of the examples that say theirs (sorted by code);
+    empty when none does."""
+    langs = sorted({e.lang for e in examples if e.lang is not None})
+    return {
+        lang: evaluate(
+            [e.route for e in examples if e.lang == lang],
+            [p for e, p in zip(examples, predicted, strict=True) if e.lang == lang],
+        )
+        for lang in langs
+    }
+
+
+def format_languages(reports: dict[str, Report]) -> str:
+    """One line per language: examples, in-scope accuracy, out-of-scope recall, overall."""
+    lines = [f"{'language':<10} {'n':>5} {'in-scope':>9} {'oos recall':>11} {'overall':>8}"]
+    for lang, r in reports.items():
+        lines.append(
+            f"{lang:<10} {r.n:>5} {_pct(r.in_scope_accuracy):>9} {_pct(r.oos_recall):>11}"
+            f" {_pct(r.overall_accuracy):>8}"
+        )
+    return "\n".join(lines)
+
+
+def _pct(value: float) -> str:
+    return "-" if value != value else f"{value:.1%}"  # NaN: no such examples
 
 
 def _share(pairs: Sequence[tuple[str, str]]) -> float:

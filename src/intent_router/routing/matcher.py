@@ -54,6 +54,10 @@ class Decision:
     none_route: str | None = None
     none_score: float | None = None
     repelled: list[str] = field(default_factory=list)
+    encoder: str | None = None
+    """The encoder whose vector decided (the hybrid encoder picks one by language)."""
+    lang: str | None = None
+    """The query's language, when the encoder identifies it (the hybrid encoder does)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +70,8 @@ class Decision:
             "none_route": self.none_route,
             "none_score": None if self.none_score is None else round(self.none_score, 6),
             "repelled": list(self.repelled),
+            "encoder": self.encoder,
+            "lang": self.lang,
         }
 
 
@@ -94,8 +100,8 @@ class Matcher:
 
     A route's threshold is, by precedence: its YAML ``threshold``, then a per-route
     threshold fitted by ``intent-router fit``, then the fitted global one, then
-    :data:`scoring.DEFAULT_THRESHOLD` (:data:`scoring.NONE_DEFAULT_THRESHOLD` with none
-    routes).
+    the default threshold of the index's encoder, recorded in its manifest (lower with
+    none routes: :func:`scoring.default_threshold`).
     """
 
     def __init__(
@@ -109,7 +115,9 @@ class Matcher:
         base = (
             fitted.global_threshold
             if fitted.global_threshold is not None
-            else self.scorer.default_threshold
+            else float(
+                index.manifest["scorer"].get("default_threshold", self.scorer.default_threshold)
+            )
         )
         self.thresholds = np.array(
             [

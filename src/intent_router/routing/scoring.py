@@ -311,6 +311,8 @@ def fit(
     alpha: float | None = None,
     sharpness: float | None = None,
     none_weight: float | None = None,
+    head_rows: tuple[FloatArray, npt.NDArray[np.integer]] | None = None,
+    none_head_rows: FloatArray | None = None,
 ) -> Scorer:
     """Group utterance ``embeddings`` by route index and fit the linear head on them.
 
@@ -318,24 +320,32 @@ def fit(
     weighted ``none_weight`` (default: :func:`none_class_weight`); ``negatives``
     (labels = route index) are kept for repulsion. ``alpha``/``sharpness`` default to
     :data:`ALPHA`/:data:`SHARPNESS`, or :data:`NONE_ALPHA`/:data:`NONE_SHARPNESS` with a
-    none class.
+    none class. ``head_rows`` (vectors, route labels) and ``none_head_rows`` fit the head on
+    other rows than the utterance vectors: the hybrid encoder's query-shaped views of them
+    (``embedding/hybrid.py``).
     """
     x = np.asarray(embeddings, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)
     order, starts = _group(x, y, n_routes, "route")
     with_none = none is not None and len(none.vectors) > 0
-    head_x, head_y, sample_weight = x, y, np.ones(len(y), dtype=np.float32)
+    rows_x, rows_y = (x, y) if head_rows is None else head_rows
+    head_x: FloatArray = np.asarray(rows_x, dtype=np.float32)
+    head_y: IntArray = np.asarray(rows_y, dtype=np.int64)
+    sample_weight = np.ones(len(head_y), dtype=np.float32)
     none_utterances, none_starts = None, _EMPTY_STARTS
     if with_none:
         assert none is not None
         n_none = int(none.labels.max()) + 1
         none_order, none_starts = _group(none.vectors, none.labels, n_none, "none route")
         none_utterances = np.ascontiguousarray(none.vectors[none_order])
-        head_x = np.concatenate([x, none.vectors.astype(np.float32)])
-        head_y = np.concatenate([y, np.full(len(none.vectors), n_routes, dtype=np.int64)])
-        weight = none_weight or none_class_weight(len(y), n_routes, len(none.vectors))
+        none_x = np.asarray(
+            none.vectors if none_head_rows is None else none_head_rows, dtype=np.float32
+        )
+        head_x = np.concatenate([head_x, none_x])
+        head_y = np.concatenate([head_y, np.full(len(none_x), n_routes, dtype=np.int64)])
+        weight = none_weight or none_class_weight(len(head_y) - len(none_x), n_routes, len(none_x))
         sample_weight = np.concatenate(
-            [sample_weight, np.full(len(none.vectors), weight, dtype=np.float32)]
+            [sample_weight, np.full(len(none_x), weight, dtype=np.float32)]
         )
     classes = n_routes + (1 if with_none else 0)
     weights, bias = _fit_head(
@@ -361,6 +371,16 @@ def fit(
         negatives=neg_vectors,
         negative_routes=neg_routes,
     )
+
+
+def default_threshold(encoder_default: float, *, has_none: bool) -> float:
+    """The threshold when none was fitted: the encoder's own (MiniLM's is
+    :data:`DEFAULT_THRESHOLD`), moved down by as much as a none class moves MiniLM's
+    (:data:`NONE_DEFAULT_THRESHOLD`): a none class weighs the head more (``NONE_ALPHA``), so
+    scores sit lower and the none route, not the threshold, does most of the refusing."""
+    if not has_none:
+        return encoder_default
+    return encoder_default - (DEFAULT_THRESHOLD - NONE_DEFAULT_THRESHOLD)
 
 
 def none_class_weight(n_utterances: int, n_routes: int, n_none: int) -> float:
