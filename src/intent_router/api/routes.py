@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from intent_router.api.deps import Service
-from intent_router.api.metrics import render_prometheus
 from intent_router.api.schemas import (
     BAD_REQUEST,
     HealthResponse,
@@ -57,15 +57,8 @@ async def healthz(service: Service) -> HealthResponse:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(service: Service, request: Request) -> str:
-    """Prometheus text exposition of the router's counters."""
-    gateway = request.state.gateway
-    admission = getattr(request.app.state, "admission", None)
-    return render_prometheus(
-        {
-            **service.metrics(),
-            **(gateway.metrics() if gateway else {}),
-            **(admission.metrics() if admission else {}),
-        }
-    )
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition of this app's registry."""
+    body = request.app.state.metrics.exposition()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
