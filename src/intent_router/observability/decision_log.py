@@ -9,7 +9,6 @@ rotated by size (``PATH`` → ``PATH.1`` … ``PATH.<keep>``, the oldest deleted
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from pathlib import Path
@@ -63,7 +62,7 @@ class DecisionLog:
     ) -> None:
         self.file = RotatingFile(path, max_bytes=max_bytes, keep=keep)
         self.metrics = metrics
-        self.queue: asyncio.Queue[Row] = asyncio.Queue(maxsize=max_queue)
+        self.queue: asyncio.Queue[Row | None] = asyncio.Queue(maxsize=max_queue)  # None: stop
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -80,10 +79,16 @@ class DecisionLog:
 
     async def _run(self) -> None:
         while True:
-            rows = [await self.queue.get()]
+            first = await self.queue.get()
+            rows = [first] if first is not None else []
             while not self.queue.empty():
                 rows.append(self.queue.get_nowait())
-            await self._flush(rows)
+            stop = None in rows
+            written = [row for row in rows if row is not None]
+            if written:
+                await self._flush(written)
+            if stop or first is None:
+                return
 
     async def _flush(self, rows: list[Row]) -> None:
         lines = [json.dumps(row, separators=(",", ":"), default=str) + "\n" for row in rows]
@@ -93,14 +98,9 @@ class DecisionLog:
             log.error("decision log: %d rows not written: %s", len(rows), exc)
 
     async def aclose(self) -> None:
-        """Stop the writer and write what is still queued."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        rows: list[Row] = []
-        while not self.queue.empty():
-            rows.append(self.queue.get_nowait())
-        if rows:
-            await self._flush(rows)
+        """Write what is queued, then stop the writer."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        await self.queue.put(None)
+        await task
