@@ -78,17 +78,15 @@ class DecisionLog:
             self.metrics.decision_log_dropped.inc()
 
     async def _run(self) -> None:
-        while True:
-            first = await self.queue.get()
-            rows = [first] if first is not None else []
+        stop = False
+        while not stop:
+            taken = [await self.queue.get()]
             while not self.queue.empty():
-                rows.append(self.queue.get_nowait())
-            stop = None in rows
-            written = [row for row in rows if row is not None]
-            if written:
-                await self._flush(written)
-            if stop or first is None:
-                return
+                taken.append(self.queue.get_nowait())
+            rows = [row for row in taken if row is not None]
+            stop = len(rows) < len(taken)
+            if rows:
+                await self._flush(rows)
 
     async def _flush(self, rows: list[Row]) -> None:
         lines = [json.dumps(row, separators=(",", ":"), default=str) + "\n" for row in rows]
