@@ -84,19 +84,22 @@ def test_metrics_and_a_decision_row_for_each_kind_of_path(
             fake.always(upstream, Fault.http(503))
         statuses["r-stale"] = chat(url, "r-stale", SEMANTIC).status_code
         statuses["r-exhausted"] = chat(url, "r-exhausted", MATH_Q).status_code
+        assert httpx.post(f"{url}/route", json={"query": MATH_Q}).status_code == 200
         exposition = httpx.get(f"{url}/metrics").text
     assert statuses == {**{rid: 200 for rid in statuses}, "r-exhausted": 502}
 
     found = samples(exposition)
     duration = "intent_router_request_duration_seconds_count"
-    assert value(found, duration) == len(statuses)
+    assert value(found, duration) == len(statuses) + 1
+    assert value(found, duration, endpoint="route", route="math", model="none") == 1
     assert value(found, duration, endpoint="chat.completions") == len(statuses)
     # routed, exact, semantic and stale (the cached answer was strong-coder's)
     assert value(found, duration, route="code", model="strong-coder") == 4
     assert value(found, duration, route="code", model="cheap-general") == 1  # fallback
     assert value(found, duration, route="none", model="fast-small") == 1
     assert value(found, duration, route="math", model="strong-reasoner") == 2  # streams
-    assert value(found, duration, route="math", model="none") == 1  # exhausted
+    chat_duration = {"endpoint": "chat.completions", "route": "math", "model": "none"}
+    assert value(found, duration, **chat_duration) == 1  # exhausted
     assert value(found, "intent_router_time_to_first_token_seconds_count") == 2
     assert value(found, "intent_router_overhead_seconds_count") == len(statuses)
     assert value(found, "intent_router_embed_seconds_count") >= len(statuses) - 1

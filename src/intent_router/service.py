@@ -69,6 +69,7 @@ class RouterService:
         self.settings = settings
         self.metrics = metrics if metrics is not None else Metrics()
         self._largest_batch = 0
+        self.metrics.declare_routes(list(routes.names))
         self.encoder = encoder
         self.routes = routes
         self.index = index
@@ -118,7 +119,7 @@ class RouterService:
     async def route(self, query: str) -> Routed:
         text, truncated = self.clean_query(query)
         vector, decision = await self._submit(text)
-        self.metrics.routed.labels(decision.route or "none").inc()
+        self.metrics.routed.labels(self.metrics.route_label(decision.route)).inc()
         return Routed(decision=decision, vector=vector, truncated=truncated)
 
     async def route_conversation(self, turns: Sequence[Turn]) -> Routed:
@@ -133,7 +134,7 @@ class RouterService:
         self.metrics.embed.observe(time.perf_counter() - t0)
         vectors = np.stack([vector for vector, _ in results])
         decided = conversation.decide(plan, vectors, [d for _, d in results], self.matcher)
-        self.metrics.routed.labels(decided.decision.route or "none").inc()
+        self.metrics.routed.labels(self.metrics.route_label(decided.decision.route)).inc()
         return Routed(decided.decision, vectors[0], truncated, decided)
 
     async def embed(self, query: str) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,11 +23,13 @@ router = APIRouter()
 
 @router.post("/route", response_model=RouteResponse, responses=BAD_REQUEST)
 async def route(body: RouteRequest, service: Service) -> RouteResponse:
+    started = time.perf_counter()
     if body.messages is not None:
         routed = await service.route_conversation([(m.role, m.content) for m in body.messages])
     else:
         routed = await service.route(body.query or "")
     turns = routed.conversation.to_dict() if routed.conversation else {}
+    service.metrics.observe_route(routed.decision.route, time.perf_counter() - started)
     return RouteResponse(**routed.decision.to_dict(), **turns, truncated=routed.truncated)
 
 

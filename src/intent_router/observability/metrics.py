@@ -47,6 +47,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
         self._refreshers: list[Refresh] = []
+        self._routes: frozenset[str] = frozenset()
+        self._models: frozenset[str] = frozenset()
 
         def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
             return Counter(PREFIX + name, doc, labels, registry=r)
@@ -139,8 +141,24 @@ class Metrics:
             "decision_log_dropped", "Decision rows dropped because the writer's queue was full."
         )
 
+    def declare_routes(self, routes: list[str]) -> None:
+        """The route names a ``route`` label may take (anything else is ``other``)."""
+        self._routes = frozenset(routes)
+
+    def route_label(self, route: str | None) -> str:
+        if route is None:
+            return "none"
+        return route if not self._routes or route in self._routes else "other"
+
+    def model_label(self, model: str | None) -> str:
+        if model is None:
+            return "none"
+        return model if not self._models or model in self._models else "other"
+
     def declare_models(self, models: list[str]) -> None:
-        """Per-model series start at zero, so they exist before the first request."""
+        """Per-model series start at zero, so they exist before the first request; the
+        model names a ``model`` label may take (anything else is ``other``)."""
+        self._models = frozenset(models)
         for model in models:
             self.breaker_state.labels(model).set(0)
             self.model_in_flight.labels(model).set(0)
@@ -151,6 +169,10 @@ class Metrics:
             for result in ("hit", "miss", "stale"):
                 if tier == "semantic" or result != "stale":
                     self.cache_lookups.labels(tier, result)
+
+    def observe_route(self, route: str | None, seconds: float) -> None:
+        """A ``/route`` request: a routing decision, no model."""
+        self.request_duration.labels("route", self.route_label(route), "none").observe(seconds)
 
     def on_scrape(self, refresh: Refresh) -> None:
         """``refresh(metrics)`` sets the state gauges (breakers, in-flight) before a scrape."""

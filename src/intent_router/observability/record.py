@@ -9,8 +9,6 @@ from typing import Any
 from intent_router.observability.metrics import Metrics, endpoint_label, retry_reason
 from intent_router.providers.base import Attempt, Outcome
 
-NONE = "none"
-
 
 def new_request_id() -> str:
     """A request id for a client that sent none (``x-request-id``)."""
@@ -86,18 +84,17 @@ class RequestRecord:
 
     def observe(self, metrics: Metrics) -> None:
         """Count this request in the histograms and counters (labels from config only)."""
-        route, model = self.route or NONE, self.model or NONE
+        route, model = metrics.route_label(self.route), metrics.model_label(self.model)
         endpoint = endpoint_label(self.endpoint)
         metrics.request_duration.labels(endpoint, route, model).observe(self.latency_s)
         metrics.overhead.observe(max(0.0, self.latency_s - self.upstream_s))
         for attempt in self.called():
-            outcome = attempt.outcome.value
-            metrics.upstream_duration.labels(attempt.model, outcome).observe(
-                attempt.latency_ms / 1000
-            )
+            called = metrics.model_label(attempt.model)
+            seconds = attempt.latency_ms / 1000
+            metrics.upstream_duration.labels(called, attempt.outcome.value).observe(seconds)
             if attempt.outcome is Outcome.RETRIED:
                 why = retry_reason(attempt.status, attempt.reason)
-                metrics.retries.labels(attempt.model, why).inc()
+                metrics.retries.labels(called, why).inc()
         if self.model is None:
             return
         metrics.answered.labels(route, model).inc()
@@ -106,8 +103,8 @@ class RequestRecord:
         metrics.tokens.labels(model, "input").inc(self.input_tokens or 0)
         metrics.tokens.labels(model, "output").inc(self.output_tokens or 0)
         metrics.cost.labels(model, route).inc(self.cost_usd or 0.0)
-        if self.chain and self.chain[0] != model:
-            metrics.fallbacks.labels(self.chain[0], model).inc()
+        if self.chain and self.chain[0] != self.model:
+            metrics.fallbacks.labels(metrics.model_label(self.chain[0]), model).inc()
 
 
 def _attempt(attempt: Attempt) -> dict[str, Any]:
