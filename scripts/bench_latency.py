@@ -85,7 +85,7 @@ def main() -> int:
         print(f"throughput with {n:>2} clients: {rate:7.1f} requests/s ({rate / qps[1]:.2f}x)")
     print("server batching:")
     for line in metrics.splitlines():
-        if line.startswith("intent_router_encoder_batch"):
+        if line.startswith("intent_router_encoder_batch") and "_created" not in line:
             print("  " + line)
     print(json.dumps(result))
     return 0
