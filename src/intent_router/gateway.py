@@ -382,34 +382,7 @@ class Gateway:
         record.observe(self.metrics)
         if self.decision_log is not None:
             self.decision_log.write(record.row())
-        line: dict[str, Any] = {
-            "event": "request",
-            "request_id": call.request_id,
-            "endpoint": call.endpoint,
-            "route": plan.route,
-            "score": round(plan.decision.score, 4) if plan.decision else None,
-            "decided_by": plan.conversation.decided_by if plan.conversation else None,
-            "pinned_model": plan.pinned,
-            "chain": plan.chain,
-            "latency_ms": round(record.latency_s * 1000, 2),
-            "cache": record.cache or "miss",
-        }
-        if response is not None:
-            line.update(
-                model=response.model,
-                provider=response.provider,
-                input_tokens=response.input_tokens,
-                output_tokens=response.output_tokens,
-                cost_usd=response.cost_usd,
-            )
-        line["attempts"] = [a.to_dict() for a in record.attempts]
-        line["outcome"] = record.outcome
-        if error is not None and record.cache == "stale":
-            line["stale_because"] = str(error)
-        elif record.error is not None:
-            line.update(error=record.error, reason=record.reason)
-        if record.prompt is not None:
-            line["prompt"] = record.prompt
+        line = record.log_line()
         request_log.info(json.dumps(line, separators=(",", ":")))
         self.traffic.record(event_from_log_line(line, time.time()))
 
@@ -443,7 +416,9 @@ class Gateway:
             )
             record.cost_usd = response.cost_usd
             record.attempts = list(response.attempts)
-        if error is not None and record.cache != "stale":
+        if error is not None and record.cache == "stale":
+            record.stale_because = str(error)
+        elif error is not None:
             record.outcome, record.error, record.reason = "error", type(error).__name__, str(error)
         if error is not None and not record.attempts:
             record.attempts = [a for a in getattr(error, "attempts", []) if hasattr(a, "outcome")]

@@ -37,6 +37,7 @@ class RequestRecord:
     outcome: str = "ok"
     error: str | None = None
     reason: str | None = None
+    stale_because: str | None = None  # the error a stale answer stood in for
     latency_s: float = 0.0
     prompt: str | None = None  # only when --log-prompts asks for it
 
@@ -76,11 +77,45 @@ class RequestRecord:
         conversation = {k: v for k, v in self.routing.items() if k.startswith("turn")}
         if conversation:
             row["conversation"] = conversation
-        if self.error is not None:
+        if self.error is not None or self.outcome == "stream_error":
             row.update(error=self.error, reason=self.reason)
+        if self.stale_because is not None:
+            row["stale_because"] = self.stale_because
         if self.prompt is not None:
             row["prompt"] = self.prompt
         return row
+
+    def log_line(self) -> dict[str, Any]:
+        """The ``intent_router.requests`` JSON line (shorter than the decision row)."""
+        score = self.routing.get("score")
+        line: dict[str, Any] = {
+            "event": "request",
+            "request_id": self.request_id,
+            "endpoint": self.endpoint,
+            "route": self.route,
+            "score": None if score is None else round(score, 4),
+            "decided_by": self.routing.get("decided_by"),
+            "pinned_model": self.pinned,
+            "chain": self.chain,
+            "latency_ms": round(self.latency_s * 1000, 2),
+            "cache": self.cache or "miss",
+        }
+        if self.model is not None:
+            line.update(
+                model=self.model,
+                provider=self.provider,
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+                cost_usd=self.cost_usd,
+            )
+        line.update(attempts=[a.to_dict() for a in self.attempts], outcome=self.outcome)
+        if self.stale_because is not None:
+            line["stale_because"] = self.stale_because
+        if self.error is not None or self.outcome == "stream_error":
+            line.update(error=self.error, reason=self.reason)
+        if self.prompt is not None:
+            line["prompt"] = self.prompt
+        return line
 
     def observe(self, metrics: Metrics) -> None:
         """Count this request in the histograms and counters (labels from config only)."""
