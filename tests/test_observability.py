@@ -84,9 +84,10 @@ def test_metrics_and_a_decision_row_for_each_kind_of_path(
             fake.always(upstream, Fault.http(503))
         statuses["r-stale"] = chat(url, "r-stale", SEMANTIC).status_code
         statuses["r-exhausted"] = chat(url, "r-exhausted", MATH_Q).status_code
+        statuses["r-unknown"] = chat(url, "r-unknown", MATH_Q, model="gpt-99").status_code
         assert httpx.post(f"{url}/route", json={"query": MATH_Q}).status_code == 200
         exposition = httpx.get(f"{url}/metrics").text
-    assert statuses == {**{rid: 200 for rid in statuses}, "r-exhausted": 502}
+    assert statuses == {**{rid: 200 for rid in statuses}, "r-exhausted": 502, "r-unknown": 404}
 
     found = samples(exposition)
     duration = "intent_router_request_duration_seconds_count"
@@ -100,6 +101,7 @@ def test_metrics_and_a_decision_row_for_each_kind_of_path(
     assert value(found, duration, route="math", model="strong-reasoner") == 2  # streams
     chat_duration = {"endpoint": "chat.completions", "route": "math", "model": "none"}
     assert value(found, duration, **chat_duration) == 1  # exhausted
+    assert value(found, duration, route="none", model="none") == 1  # unknown model
     assert value(found, "intent_router_time_to_first_token_seconds_count") == 2
     assert value(found, "intent_router_overhead_seconds_count") == len(statuses)
     assert value(found, "intent_router_embed_seconds_count") >= len(statuses) - 1
@@ -158,6 +160,13 @@ def test_metrics_and_a_decision_row_for_each_kind_of_path(
     exhausted = rows["r-exhausted"]
     assert (exhausted["outcome"], exhausted["model"]) == ("error", None)
     assert exhausted["error"] == "ChainExhaustedError"
+    unknown = rows["r-unknown"]
+    assert (unknown["error"], unknown["model"], unknown["attempts"]) == (
+        "UnknownModelError",
+        None,
+        [],
+    )
+    assert unknown["pinned_model"] == "gpt-99"
     retried = [a for a in exhausted["attempts"] if a["outcome"] == "retried"]
     assert retried and retried[0]["retry_reason"] == "server_error"
     text = log_path.read_text()

@@ -263,6 +263,23 @@ class Gateway:
         self._log(call, plan, answer.response, cache=answer.cache)
         return plan, ctx, answer
 
+    async def _prepare_or_log(
+        self,
+        request: ChatRequest,
+        model: str | None,
+        directives: Directives,
+        call: Call,
+    ) -> tuple[Plan, CacheContext | None, Answer | None]:
+        """``_prepare``; a request refused before dispatch (unknown model, nothing to route
+        on) is still recorded, so every request has its decision row."""
+        try:
+            return await self._prepare(request, model, directives, call)
+        except (UnknownModelError, QueryError) as exc:
+            pinned = early_pinned(model)
+            bare = Plan(decision=None, chain=[], pinned=pinned, text="", vector=np.zeros(0))
+            self._log(call, bare, None, error=exc)
+            raise
+
     async def _stale_or_raise(
         self,
         exc: ChainExhaustedError,
@@ -294,7 +311,7 @@ class Gateway:
         request_id: str | None = None,
     ) -> Answer:
         call = Call.now(request_id, endpoint)
-        plan, ctx, answer = await self._prepare(request, model, directives, call)
+        plan, ctx, answer = await self._prepare_or_log(request, model, directives, call)
         if answer is not None:
             return answer
         try:
@@ -323,7 +340,7 @@ class Gateway:
         fails or is cut short is not. The answering model is known when this returns.
         """
         call = Call.now(request_id, endpoint)
-        plan, ctx, answer = await self._prepare(request, model, directives, call)
+        plan, ctx, answer = await self._prepare_or_log(request, model, directives, call)
         if answer is not None:
             self._first_token(call, answer.response.model)
             return OpenStream(answer.plan, answer.cache, answer.response.model,
