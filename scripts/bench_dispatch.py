@@ -37,7 +37,7 @@ from ``routes/`` (``build_on_start``). Phases, in order:
 5. **a dead primary in every chain**, 6. **shedding** with ``--shed-max-in-flight`` and
    7. **SIGTERM drain**: see ``scripts/dispatch_phases.py``.
 
-Breaker states come from ``/metrics`` (``intent_router_breaker_open``) in both modes; with
+Breaker states come from ``/metrics`` (``intent_router_breaker_state``) in both modes; with
 the router in-process, a breaker listener also records every transition.
 
 **Thread or subprocess** (``--router``). ``thread`` (the default) runs the app under
@@ -105,7 +105,7 @@ PINNED = "cheap-general"  # overhead phase: OpenAI wire, so both arms send the s
 DEAD = "strong-coder"  # breaker phase
 DEFAULT_ROUTER = "thread"  # measured against "subprocess": see the module docstring
 OVERHEAD_QUERY = "Summarise the main argument of this paragraph in two sentences, please."
-_GAUGE = re.compile(r'^intent_router_breaker_open\{model="([^"]+)"\} (\S+)$', re.MULTILINE)
+_GAUGE = re.compile(r'^intent_router_breaker_state\{model="([^"]+)"\} (\S+)$', re.MULTILINE)
 
 
 def pct(values: list[float], q: float) -> float:

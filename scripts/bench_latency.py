@@ -105,7 +105,7 @@ def measure(name: str, args: argparse.Namespace, queries: list[str]) -> dict[str
         print(f"throughput with {n:>2} clients: {rate:7.1f} requests/s ({rate / qps[1]:.2f}x)")
     print("server batching:")
     for line in metrics.splitlines():
-        if line.startswith("intent_router_encoder_batch"):
+        if line.startswith("intent_router_encoder_batch") and "_created" not in line:
             print("  " + line)
     return result
 

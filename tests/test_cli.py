@@ -193,3 +193,17 @@ def test_build_prints_repeats_and_overlaps(
     out = capsys.readouterr().out
     assert "warning: " in out and "math.yaml:" in out and "copy dropped" in out
     assert "overlapping routes:" in out and "math -> code" in out
+
+
+def test_serve_refuses_a_bad_decision_log_setting_before_loading_anything(
+    routes_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "decisions.jsonl"
+    code = _cli(
+        "serve", routes_dir, tmp_path / "nothing", "--decision-log", str(log),
+        "--decision-log-max-bytes", "10",
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "decision_log_max_bytes" in err and "--decision-log-max-bytes" in err
+    assert not log.exists()

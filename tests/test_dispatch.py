@@ -607,9 +607,8 @@ async def test_retry_budget_skips_retries_visibly(
     ]  # fmt: skip
     assert info.value.attempts[1].reason == "retry skipped: retry budget exhausted"
     assert fake.calls("primary-up") == 1
-    metrics = d.metrics()
-    assert metrics["intent_router_retries_skipped_total"][2] == [({}, 1)]
-    assert metrics["intent_router_retries_total"][2] == [({}, 0)]
+    registry = d.metrics.registry
+    assert registry.get_sample_value("intent_router_retries_skipped_total") == 1
 
 
 async def test_panic_trickle_when_every_breaker_is_open(
@@ -627,6 +626,10 @@ async def test_panic_trickle_when_every_breaker_is_open(
     with pytest.raises(ChainExhaustedError):
         await d.complete(REQ, CHAIN)
     assert d.breaker_states() == {"primary": "open", "secondary": "open"}
+    d.metrics.exposition()  # a scrape reads the breaker states
+    for name in ("primary", "secondary"):
+        labels = {"model": name}
+        assert d.metrics.registry.get_sample_value("intent_router_breaker_state", labels) == 2
     clock.now += 1
     for expected in ("primary", "secondary"):  # one token per model and second
         with pytest.raises(ChainExhaustedError) as info:
@@ -644,9 +647,14 @@ async def test_panic_trickle_when_every_breaker_is_open(
     assert outcomes(resp.attempts)[-1] == ("primary", "ok", 200)  # a tie: chain order
     assert resp.attempts[-1].reason.startswith("panic")
     assert d.breaker_states()["primary"] == "half_open"  # before its cool-down ended
+    d.metrics.exposition()
+    half_open = d.metrics.registry.get_sample_value(
+        "intent_router_breaker_state", {"model": "primary"}
+    )
+    assert half_open == 1
     assert (await d.complete(REQ, CHAIN)).model == "primary"  # a regular probe now
     assert d.breaker_states()["primary"] == "closed"
-    assert d.metrics()["intent_router_panic_calls_total"][2] == [({}, 3)]
+    assert d.metrics.registry.get_sample_value("intent_router_panic_calls_total") == 3
 
 
 async def test_model_at_its_cap_is_skipped(fake: FakeUpstream, client: httpx.AsyncClient) -> None:

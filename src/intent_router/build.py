@@ -223,7 +223,7 @@ def _overlaps(
     all_vectors = np.concatenate([vectors, cache.lookup(texts.none_texts)])
     # Unit rows, so the report speaks in cosines (a hybrid utterance fills two blocks).
     norms = np.linalg.norm(all_vectors, axis=1, keepdims=True)
-    all_vectors = all_vectors / np.where(norms > 0, norms, 1.0)
+    all_vectors = (all_vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
     return find_overlaps(
         all_vectors, labels, names, texts.route_texts + texts.none_texts, checked=offset
     )

@@ -230,7 +230,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         extra["log_prompts"] = args.log_prompts
     if args.models is not None:
         extra["models_file"] = None if str(args.models) == "none" else args.models
-    for flag in ("max_in_flight", "max_body_bytes"):
+    flags = ("max_in_flight", "max_body_bytes", "decision_log", "decision_log_max_bytes",
+             "decision_log_keep")  # fmt: skip
+    for flag in flags:
         if getattr(args, flag) is not None:
             extra[flag] = getattr(args, flag)
     settings = _settings(args, **extra)
@@ -338,6 +340,22 @@ def _parser() -> argparse.ArgumentParser:
         choices=["off", "redacted", "full"],
         help="prompt and answer text in logs: off (default), redacted (personal data "
         "replaced by <EMAIL>, <PHONE> …) or full",
+    )
+    serve.add_argument(
+        "--decision-log",
+        type=Path,
+        metavar="PATH",
+        help="write one JSON row per request here (route, scores, cache, attempts, cost)",
+    )
+    serve.add_argument(
+        "--decision-log-max-bytes",
+        type=int,
+        help="rotate the decision log past this size (default 100 MiB)",
+    )
+    serve.add_argument(
+        "--decision-log-keep",
+        type=int,
+        help="rotated decision-log files kept: PATH.1 … PATH.N (default 5)",
     )
     return parser
 

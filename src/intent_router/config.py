@@ -46,3 +46,11 @@ class Settings(BaseSettings):
     log_prompts: Literal["off", "redacted", "full"] = "off"
     """Prompt and answer text in logs: none (default), personal data replaced by typed
     placeholders (``observability.redact``), or verbatim."""
+    decision_log: Path | None = None
+    """Write one JSON row per request here (the audit trail); ``None``: no decision log."""
+    decision_log_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    """Rotate the decision log past this size (``PATH.1`` … ``PATH.<keep>``)."""
+    decision_log_keep: int = Field(default=5, ge=0, le=1000)
+    """Rotated decision-log files kept."""
+    decision_log_queue: int = Field(default=10_000, ge=1)
+    """Rows waiting for the writer; beyond it rows are dropped and counted."""

@@ -54,6 +54,7 @@ import httpx
 
 from intent_router.errors import ChainExhaustedError, ContextLengthExceededError, UpstreamError
 from intent_router.models import ModelsConfig, ModelSpec
+from intent_router.observability.metrics import BREAKER_VALUES, Metrics
 from intent_router.providers import make_adapters
 from intent_router.providers.base import (
     AdapterEvent,
@@ -94,7 +95,6 @@ MAX_WAITS = 3  # a cooling model whose cool-down keeps being extended is waited 
 PANIC = "panic: every model of the chain is unavailable"
 Sleep = Callable[[float], Awaitable[None]]
 Call = Callable[[ProviderAdapter, Endpoint], Awaitable[T]]
-Sample = tuple[dict[str, str], float]
 
 
 @dataclass
@@ -183,8 +183,12 @@ class Dispatcher:
         backoff: Backoff | None = None,
         breaker_storage: BreakerStorage | None = None,
         breaker_listeners: Sequence[Listener] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.models = models
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics.declare_models(sorted(models.models))
+        self.metrics.on_scrape(self._refresh_gauges)
         self._adapters: dict[str, ProviderAdapter] = make_adapters(client)
         self._sleep = sleep
         self._clock = clock
@@ -208,7 +212,6 @@ class Dispatcher:
             rate_per_s=models.panic.rate_per_s, burst=models.panic.burst, clock=clock
         )
         self.bulkheads = Bulkheads({n: s.max_in_flight for n, s in models.models.items()})
-        self.rate_limited = 0
         missing = models.missing_keys()
         if missing:
             log.warning(
@@ -220,32 +223,11 @@ class Dispatcher:
         """State of every model's breaker: ``closed``, ``open`` or ``half_open``."""
         return {name: self.breakers.get(name).state.value for name in sorted(self.models.models)}
 
-    def metrics(self) -> dict[str, tuple[str, str, list[Sample]]]:
-        """Counters of the load controls, for ``/metrics``."""
-        names = sorted(self.models.models)
-        return {
-            "intent_router_retries_total": (
-                "counter", "Retries granted by the retry budget.", [({}, self.budget.retries)]
-            ),
-            "intent_router_retries_skipped_total": (
-                "counter", "Retries refused by the retry budget.", [({}, self.budget.skipped)]
-            ),
-            "intent_router_panic_calls_total": (
-                "counter", "Calls let through while every model of a chain was unavailable.",
-                [({}, self.panic.let_through)],
-            ),
-            "intent_router_rate_limited_total": (
-                "counter", "429 answers that cooled a model down.", [({}, self.rate_limited)]
-            ),
-            "intent_router_model_in_flight": (
-                "gauge", "Calls in flight per model.",
-                [({"model": n}, self.bulkheads.in_flight(n)) for n in names],
-            ),
-            "intent_router_model_at_capacity_total": (
-                "counter", "Calls not made because the model was at its max_in_flight.",
-                [({"model": n}, self.bulkheads.rejected.get(n, 0)) for n in names],
-            ),
-        }  # fmt: skip
+    def _refresh_gauges(self, metrics: Metrics) -> None:
+        """Breaker states and calls in flight, read when ``/metrics`` is scraped."""
+        for name, state in self.breaker_states().items():
+            metrics.breaker_state.labels(name).set(BREAKER_VALUES[state])
+            metrics.model_in_flight.labels(name).set(self.bulkheads.in_flight(name))
 
     async def complete(
         self,
@@ -375,6 +357,7 @@ class Dispatcher:
             run.add(name, spec, Outcome.SKIPPED, reason=reason)
             return False
         if not self.bulkheads.try_acquire(name):
+            self.metrics.model_at_capacity.labels(name).inc()
             visit.cooling = False
             reason = f"at capacity (max_in_flight {spec.max_in_flight})"
             run.add(name, spec, Outcome.SKIPPED, reason=reason)
@@ -440,6 +423,7 @@ class Dispatcher:
             pending.remove(visit)
             retry = visit.calls > 0
             if retry and not self.budget.try_spend():
+                self.metrics.retries_skipped.inc()
                 run.add(visit.name, visit.spec, Outcome.SKIPPED,
                         reason="retry skipped: retry budget exhausted")  # fmt: skip
                 continue
@@ -453,6 +437,7 @@ class Dispatcher:
                 if not self._may_retry(visit):
                     continue
                 if not self.bulkheads.try_acquire(visit.name):
+                    self.metrics.model_at_capacity.labels(visit.name).inc()
                     reason = f"at capacity (max_in_flight {visit.spec.max_in_flight})"
                     run.add(visit.name, visit.spec, Outcome.SKIPPED, reason=reason)
                     continue
@@ -501,6 +486,7 @@ class Dispatcher:
         pick = least_bad(candidates)
         if pick is None or not self.panic.take(pick.name):
             return None
+        self.metrics.panic_calls.inc()
         visit = by_name[pick.name]
         if not self._admit(run, visit, panic=True):
             return None
@@ -534,7 +520,7 @@ class Dispatcher:
         reason = str(err)
         if err.status == 429:
             seconds = self.cooldowns.cool(visit.name, err.retry_after, started_at=t0)
-            self.rate_limited += 1
+            self.metrics.rate_limited.inc()
             reason += f"; cooling down {seconds:.2f}s"
         elif err.status not in REQUEST_FAULTS:
             visit.counted_failure = True

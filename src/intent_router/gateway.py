@@ -22,6 +22,10 @@ from intent_router.cache import CacheHit, CacheScope, Directives, ResponseCache
 from intent_router.dispatch import Dispatcher
 from intent_router.errors import ChainExhaustedError, QueryError, UnknownModelError
 from intent_router.models import ModelsConfig
+from intent_router.observability.decision_log import DecisionLog
+from intent_router.observability.metrics import Metrics
+from intent_router.observability.prompt_log import LogPrompts, prompt_for_log
+from intent_router.observability.record import RequestRecord, new_request_id
 from intent_router.observability.traffic import TrafficStats, event_from_log_line
 from intent_router.providers import (
     ChatRequest,
@@ -41,6 +45,20 @@ request_log = logging.getLogger("intent_router.requests")
 
 AUTO = "auto"
 NO_DIRECTIVES = Directives()
+
+
+@dataclass(frozen=True)
+class Call:
+    """Who asked, where, and when: the request's id, its endpoint and start times."""
+
+    request_id: str
+    endpoint: str
+    started: float  # perf_counter
+    at: float  # wall clock
+
+    @classmethod
+    def now(cls, request_id: str | None, endpoint: str) -> Call:
+        return cls(request_id or new_request_id(), endpoint, time.perf_counter(), time.time())
 
 
 @dataclass(frozen=True)
@@ -108,11 +126,17 @@ class Gateway:
         models: ModelsConfig,
         dispatcher: Dispatcher,
         cache: ResponseCache | None = None,
+        *,
+        metrics: Metrics | None = None,
+        decision_log: DecisionLog | None = None,
+        log_prompts: LogPrompts = "off",
     ) -> None:
         self.router = router
         self.models = models
         self.dispatcher = dispatcher
-        self.answered_total: dict[tuple[str, str], int] = {}
+        self.metrics = metrics if metrics is not None else dispatcher.metrics
+        self.decision_log = decision_log
+        self.log_prompts = log_prompts
         self.traffic = TrafficStats()  # what the console draws; fed by _log
         self.cache = (
             RequestCache(
@@ -126,25 +150,6 @@ class Gateway:
             if cache is not None
             else None
         )
-
-    def metrics(self) -> dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]]:
-        states = self.dispatcher.breaker_states()
-        return {
-            "intent_router_breaker_open": (
-                "gauge",
-                "1 when a model's circuit breaker is open or half-open.",
-                [({"model": m}, float(s != "closed")) for m, s in sorted(states.items())],
-            ),
-            "intent_router_answered_total": (
-                "counter",
-                "Requests answered, by route and answering model.",
-                [
-                    ({"route": r, "model": m}, float(n))
-                    for (r, m), n in sorted(self.answered_total.items())
-                ],
-            ),
-            **self.dispatcher.metrics(),
-        }
 
     def check_model(self, model: str) -> None:
         """Raise UnknownModelError unless ``model`` is ``auto`` or a configured model."""
@@ -179,7 +184,7 @@ class Gateway:
         request: ChatRequest,
         model: str | None,
         directives: Directives,
-        started: float,
+        call: Call,
     ) -> tuple[CacheScope | None, Answer | None]:
         """An exact repeat, answered before routing; also the early scope for later steps."""
         if self.cache is None:
@@ -187,6 +192,7 @@ class Gateway:
         early = self.cache.early_scope(request, early_pinned(model))
         text = routing_text(request)
         hit = await self.cache.lookup_exact(early, text, directives)
+        self.metrics.cache_lookups.labels("exact", "miss" if hit is None else "hit").inc()
         if hit is None:
             return early, None
         plan = Plan(
@@ -197,7 +203,7 @@ class Gateway:
             vector=np.zeros(0, dtype=np.float32),
             route=hit.payload.get("route"),
         )
-        return early, self._from_cache(hit, plan, started)
+        return early, self._from_cache(hit, plan, call.started)
 
     def _context(
         self,
@@ -218,12 +224,17 @@ class Gateway:
     async def _lookup(self, ctx: CacheContext | None, plan: Plan) -> CacheHit | None:
         if self.cache is None or ctx is None:
             return None
-        return await self.cache.lookup(ctx, plan.text, plan.vector)
+        hit = await self.cache.lookup(ctx, plan.text, plan.vector)
+        self.metrics.cache_lookups.labels("semantic", "miss" if hit is None else "hit").inc()
+        return hit
 
     async def _stale(self, ctx: CacheContext | None, plan: Plan) -> CacheHit | None:
         if self.cache is None or ctx is None:
             return None
-        return await self.cache.stale(ctx, plan.text, plan.vector)
+        hit = await self.cache.stale(ctx, plan.text, plan.vector)
+        if hit is not None:
+            self.metrics.cache_lookups.labels("semantic", "stale").inc()
+        return hit
 
     async def _store(
         self, ctx: CacheContext | None, plan: Plan, response: ChatResponse
@@ -239,38 +250,53 @@ class Gateway:
         request: ChatRequest,
         model: str | None,
         directives: Directives,
-        started: float,
-        endpoint: str,
+        call: Call,
     ) -> tuple[Plan, CacheContext | None, Answer | None]:
         """Everything before dispatch: exact hit, routing, semantic hit (logged when served)."""
-        early, answer = await self._early_hit(request, model, directives, started)
+        early, answer = await self._early_hit(request, model, directives, call)
         if answer is not None:
-            self._log(endpoint, answer.plan, answer.response, started, cache=answer.cache)
+            self._log(call, answer.plan, answer.response, cache=answer.cache)
             return answer.plan, None, answer
         plan = await self.plan(request, model)
         ctx = self._context(plan, request, directives, early)
         hit = await self._lookup(ctx, plan)
         if hit is None:
             return plan, ctx, None
-        answer = self._from_cache(hit, plan, started)
-        self._log(endpoint, plan, answer.response, started, cache=answer.cache)
+        answer = self._from_cache(hit, plan, call.started)
+        self._log(call, plan, answer.response, cache=answer.cache)
         return plan, ctx, answer
+
+    async def _prepare_or_log(
+        self,
+        request: ChatRequest,
+        model: str | None,
+        directives: Directives,
+        call: Call,
+    ) -> tuple[Plan, CacheContext | None, Answer | None]:
+        """``_prepare``; a request refused before dispatch (unknown model, nothing to route
+        on) is still recorded, so every request has its decision row."""
+        try:
+            return await self._prepare(request, model, directives, call)
+        except (UnknownModelError, QueryError) as exc:
+            pinned = early_pinned(model)
+            bare = Plan(decision=None, chain=[], pinned=pinned, text="", vector=np.zeros(0))
+            self._log(call, bare, None, error=exc)
+            raise
 
     async def _stale_or_raise(
         self,
         exc: ChainExhaustedError,
         ctx: CacheContext | None,
         plan: Plan,
-        started: float,
-        endpoint: str,
+        call: Call,
     ) -> Answer:
         """Every model failed: a stale answer if the route opts in, else the error."""
         stale = await self._stale(ctx, plan)
         if stale is None:
-            self._log(endpoint, plan, None, started, error=exc)
+            self._log(call, plan, None, error=exc)
             raise exc
-        answer = self._from_cache(stale, plan, started, kind="stale")
-        self._log(endpoint, plan, answer.response, started, cache=answer.cache, error=exc)
+        answer = self._from_cache(stale, plan, call.started, kind="stale")
+        self._log(call, plan, answer.response, cache=answer.cache, error=exc)
         return answer
 
     @staticmethod
@@ -285,20 +311,21 @@ class Gateway:
         model: str | None = None,
         endpoint: str = "complete",
         directives: Directives = NO_DIRECTIVES,
+        request_id: str | None = None,
     ) -> Answer:
-        started = time.perf_counter()
-        plan, ctx, answer = await self._prepare(request, model, directives, started, endpoint)
+        call = Call.now(request_id, endpoint)
+        plan, ctx, answer = await self._prepare_or_log(request, model, directives, call)
         if answer is not None:
             return answer
         try:
             response = await self.dispatcher.complete(request, plan.chain, route=plan.route)
         except ChainExhaustedError as exc:
-            return await self._stale_or_raise(exc, ctx, plan, started, endpoint)
+            return await self._stale_or_raise(exc, ctx, plan, call)
         except Exception as exc:
-            self._log(endpoint, plan, None, started, error=exc)
+            self._log(call, plan, None, error=exc)
             raise
         info = await self._store(ctx, plan, response)
-        self._log(endpoint, plan, response, started, cache=info)
+        self._log(call, plan, response, cache=info)
         return Answer(plan=plan, response=response, cache=info)
 
     async def stream(
@@ -308,15 +335,17 @@ class Gateway:
         model: str | None = None,
         endpoint: str = "stream",
         directives: Directives = NO_DIRECTIVES,
+        request_id: str | None = None,
     ) -> OpenStream:
         """Plan, then open the stream; ChainExhaustedError surfaces before anything is sent.
 
         A cache hit is replayed as a stream; a stream that completes is stored, one that
         fails or is cut short is not. The answering model is known when this returns.
         """
-        started = time.perf_counter()
-        plan, ctx, answer = await self._prepare(request, model, directives, started, endpoint)
+        call = Call.now(request_id, endpoint)
+        plan, ctx, answer = await self._prepare_or_log(request, model, directives, call)
         if answer is not None:
+            self._first_token(call, answer.response.model)
             return OpenStream(answer.plan, answer.cache, answer.response.model,
                               replay(answer.response))  # fmt: skip
         opened: list[str] = []
@@ -326,11 +355,13 @@ class Gateway:
         try:
             first = await anext(events)
         except ChainExhaustedError as exc:
-            answer = await self._stale_or_raise(exc, ctx, plan, started, endpoint)
+            answer = await self._stale_or_raise(exc, ctx, plan, call)
+            self._first_token(call, answer.response.model)
             return OpenStream(plan, answer.cache, answer.response.model, replay(answer.response))
         except Exception as exc:
-            self._log(endpoint, plan, None, started, error=exc)
+            self._log(call, plan, None, error=exc)
             raise
+        self._first_token(call, opened[0])
 
         async def relay() -> AsyncIterator[DispatchEvent]:
             event: DispatchEvent | None = first
@@ -348,56 +379,69 @@ class Gateway:
                     event = await anext(events, None)
             finally:
                 await events.aclose()  # type: ignore[attr-defined]
-                self._log(endpoint, plan, final, started, stream_error=error, cache=info)
+                self._log(call, plan, final, stream_error=error, cache=info)
 
         return OpenStream(plan, CacheInfo(hit=None), opened[0], relay())
 
+    def _first_token(self, call: Call, model: str) -> None:
+        elapsed = time.perf_counter() - call.started
+        self.metrics.ttft.labels(model).observe(elapsed)
+
     def _log(
         self,
-        endpoint: str,
+        call: Call,
         plan: Plan,
         response: ChatResponse | None,
-        started: float,
         *,
         error: BaseException | None = None,
         stream_error: str | None = None,
         cache: CacheInfo | None = None,
     ) -> None:
-        """One structured line per request. Prompt text is never logged."""
-        line: dict[str, Any] = {
-            "event": "request",
-            "endpoint": endpoint,
-            "route": plan.route,
-            "score": round(plan.decision.score, 4) if plan.decision else None,
-            "decided_by": plan.conversation.decided_by if plan.conversation else None,
-            "pinned_model": plan.pinned,
-            "chain": plan.chain,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-            "cache": cache.hit if cache and cache.hit else "miss",
-        }
-        if response is not None:
-            line.update(
-                model=response.model,
-                provider=response.provider,
-                input_tokens=response.input_tokens,
-                output_tokens=response.output_tokens,
-                cost_usd=response.cost_usd,
-                attempts=[a.to_dict() for a in response.attempts],
-                outcome="ok",
-            )
-            key = (plan.route or "none", response.model)
-            self.answered_total[key] = self.answered_total.get(key, 0) + 1
-        if error is not None and cache is not None and cache.hit == "stale":
-            line["stale_because"] = str(error)
-        elif error is not None:
-            attempts = getattr(error, "attempts", [])
-            line.update(
-                outcome="error",
-                error=type(error).__name__,
-                reason=str(error),
-                attempts=[a.to_dict() if hasattr(a, "to_dict") else a for a in attempts],
-            )
-        if stream_error is not None:
-            line.update(outcome="stream_error", reason=stream_error)
+        """Record the request: metrics, one log line, one decision-log row, the console."""
+        record = self._record(call, plan, response, error, stream_error, cache)
+        record.observe(self.metrics)
+        if self.decision_log is not None:
+            self.decision_log.write(record.row())
+        line = record.log_line()
         request_log.info(json.dumps(line, separators=(",", ":")))
         self.traffic.record(event_from_log_line(line, time.time()))
+
+    def _record(
+        self,
+        call: Call,
+        plan: Plan,
+        response: ChatResponse | None,
+        error: BaseException | None,
+        stream_error: str | None,
+        cache: CacheInfo | None,
+    ) -> RequestRecord:
+        record = RequestRecord(
+            request_id=call.request_id,
+            endpoint=call.endpoint,
+            time=call.at,
+            route=plan.route,
+            pinned=plan.pinned,
+            chain=list(plan.chain),
+            routing=plan.to_dict() if plan.decision is not None else {},
+            cache=cache.hit if cache is not None else None,
+            similarity=cache.similarity if cache is not None else None,
+            latency_s=time.perf_counter() - call.started,
+            prompt=prompt_for_log(plan.text, self.log_prompts),
+        )
+        if response is not None:
+            record.model, record.provider = response.model, response.provider
+            record.input_tokens, record.output_tokens = (
+                response.input_tokens,
+                response.output_tokens,
+            )
+            record.cost_usd = response.cost_usd
+            record.attempts = list(response.attempts)
+        if error is not None and record.cache == "stale":
+            record.stale_because = str(error)
+        elif error is not None:
+            record.outcome, record.error, record.reason = "error", type(error).__name__, str(error)
+        if error is not None and not record.attempts:
+            record.attempts = [a for a in getattr(error, "attempts", []) if hasattr(a, "outcome")]
+        if stream_error is not None:
+            record.outcome, record.reason = "stream_error", stream_error
+        return record

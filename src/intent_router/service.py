@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from intent_router.embedding.choice import load_encoder
 from intent_router.embedding.encoder import Encoder
 from intent_router.embedding.index import RouteIndex, load_index
 from intent_router.errors import IndexMissingError, QueryError, StaleIndexError
+from intent_router.observability.metrics import Metrics
 from intent_router.routing import conversation
 from intent_router.routing.conversation import ConversationDecision, Turn
 from intent_router.routing.explain import Explanation, explain
@@ -67,13 +69,16 @@ class RouterService:
         index: RouteIndex,
         *,
         default_chain: list[str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
+        self._largest_batch = 0
+        self.metrics.declare_routes(list(routes.names))
         self.encoder = encoder
         self.routes = routes
         self.index = index
         self.matcher = Matcher(routes, index, default_chain=default_chain)
-        self.routed_total: dict[str, int] = {}
         self.batcher: MicroBatcher[str, tuple[np.ndarray, Decision]] = MicroBatcher(
             self._embed_and_match,
             max_batch=settings.max_batch,
@@ -87,11 +92,12 @@ class RouterService:
         encoder: Encoder | None = None,
         *,
         default_chain: list[str] | None = None,
+        metrics: Metrics | None = None,
     ) -> RouterService:
         encoder = encoder or load_encoder(settings.encoder)
         routes = load_routes(settings.routes_dir)
         index = prepare_index(settings, encoder, routes, build=settings.build_on_start)
-        return cls(settings, encoder, routes, index, default_chain=default_chain)
+        return cls(settings, encoder, routes, index, default_chain=default_chain, metrics=metrics)
 
     async def start(self) -> None:
         self.batcher.start()
@@ -102,6 +108,10 @@ class RouterService:
     def _embed_and_match(self, texts: list[str]) -> list[tuple[np.ndarray, Decision]]:
         # Small encoder batches over length-sorted texts pad less than one big batch.
         vectors, langs = self.encoder.encode_queries(texts, batch_size=min(len(texts), 16))
+        self.metrics.encoder_batches.inc()
+        self.metrics.encoder_batch_items.inc(len(texts))
+        self._largest_batch = max(self._largest_batch, len(texts))
+        self.metrics.encoder_batch_size_max.set(self._largest_batch)
         decisions = [
             dataclasses.replace(d, encoder=self.encoder.encoder_for(lang), lang=lang)
             for d, lang in zip(self.matcher.decide(vectors), langs, strict=True)
@@ -115,37 +125,10 @@ class RouterService:
         limit = self.settings.max_query_chars
         return (text[:limit], True) if len(text) > limit else (text, False)
 
-    def metrics(self) -> dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]]:
-        stats = self.batcher.stats
-        routed = [({"route": name}, float(n)) for name, n in sorted(self.routed_total.items())]
-        return {
-            "intent_router_encoder_batches_total": (
-                "counter",
-                "Encoder calls made by the micro-batcher.",
-                [({}, stats.batches)],
-            ),
-            "intent_router_encoder_batch_items_total": (
-                "counter",
-                "Queries embedded by the micro-batcher.",
-                [({}, stats.items)],
-            ),
-            "intent_router_encoder_batch_size_max": (
-                "gauge",
-                "Largest batch embedded so far.",
-                [({}, stats.largest)],
-            ),
-            "intent_router_routed_total": (
-                "counter",
-                "Routing decisions by route (none = out of scope).",
-                routed,
-            ),
-        }
-
     async def route(self, query: str) -> Routed:
         text, truncated = self.clean_query(query)
-        vector, decision = await self.batcher.submit(text)
-        key = decision.route or "none"
-        self.routed_total[key] = self.routed_total.get(key, 0) + 1
+        vector, decision = await self._submit(text)
+        self.metrics.routed.labels(self.metrics.route_label(decision.route)).inc()
         return Routed(decision=decision, vector=vector, truncated=truncated)
 
     async def route_conversation(self, turns: Sequence[Turn]) -> Routed:
@@ -155,18 +138,26 @@ class RouterService:
         """
         plan = conversation.plan_turns(turns, clean=lambda text: self.clean_query(text)[0])
         _, truncated = self.clean_query(turns[plan.last][1])
+        t0 = time.perf_counter()
         results = await self.batcher.submit_many(plan.texts())
+        self.metrics.embed.observe(time.perf_counter() - t0)
         vectors = np.stack([vector for vector, _ in results])
         decided = conversation.decide(plan, vectors, [d for _, d in results], self.matcher)
-        key = decided.decision.route or "none"
-        self.routed_total[key] = self.routed_total.get(key, 0) + 1
+        self.metrics.routed.labels(self.metrics.route_label(decided.decision.route)).inc()
         return Routed(decided.decision, vectors[0], truncated, decided)
 
     async def embed(self, query: str) -> np.ndarray:
         """The query vector alone (a pinned request's cache key); not counted as routed."""
         text, _ = self.clean_query(query)
-        vector, _ = await self.batcher.submit(text)
+        vector, _ = await self._submit(text)
         return vector
+
+    async def _submit(self, text: str) -> tuple[np.ndarray, Decision]:
+        t0 = time.perf_counter()
+        try:
+            return await self.batcher.submit(text)
+        finally:
+            self.metrics.embed.observe(time.perf_counter() - t0)
 
     async def explain(self, query: str, *, k: int = 8) -> tuple[Explanation, Routed]:
         """The decision for ``query`` with every route's score and the nearest utterances

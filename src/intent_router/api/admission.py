@@ -40,6 +40,7 @@ from fastapi import FastAPI
 
 from intent_router.api.errors import ApiError
 from intent_router.config import Settings
+from intent_router.observability.metrics import Metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -54,8 +55,9 @@ DRAIN_S = 1.0  # how long the rest of an oversized body is read and dropped, at 
 DRAIN_IDLE_S = 0.2  # ... stopping earlier when the client pauses this long
 
 
-def _error(path: str, status: int, message: str, type_: str, code: str,
-           param: str | None = None) -> bytes:
+def _error(
+    path: str, status: int, message: str, type_: str, code: str, param: str | None = None
+) -> bytes:
     """The error body every endpoint gives (OpenAI's shape; Anthropic's on its ingress)."""
     api = ApiError(status, message, type=type_, param=param, code=code)
     return bytes(api.response(path).body)
@@ -78,7 +80,10 @@ class AdmissionControl:
         max_queue: int | None = None,
         queue_timeout_s: float = 1.0,
         max_body_bytes: int = 4 * 1024 * 1024,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics.on_scrape(self._refresh_gauges)
         self.max_in_flight = max_in_flight
         self.max_queue = max_in_flight if max_queue is None else max_queue
         self.queue_timeout_s = queue_timeout_s
@@ -87,8 +92,6 @@ class AdmissionControl:
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
         self.admitted = 0
-        self.shed: dict[str, int] = {"queue_full": 0, "queue_timeout": 0}
-        self.too_large = 0
 
     @property
     def queued(self) -> int:
@@ -111,10 +114,10 @@ class AdmissionControl:
         if self.queued >= self.max_queue:
             worst = max(self._waiters, key=lambda w: (w.priority, w.seq), default=None)
             if worst is None or worst.priority <= priority:
-                self.shed["queue_full"] += 1
+                self.metrics.shed.labels("queue_full").inc()
                 return False
             self._waiters.remove(worst)  # a more urgent request takes its place
-            self.shed["queue_full"] += 1
+            self.metrics.shed.labels("queue_full").inc()
             worst.future.set_result(False)
         waiter = _Waiter(priority, next(self._seq), asyncio.get_running_loop().create_future())
         self._waiters.append(waiter)
@@ -125,7 +128,7 @@ class AdmissionControl:
             if _handed(waiter):
                 granted = True  # handed a slot just as the wait ran out: keep it
             else:
-                self.shed["queue_timeout"] += 1
+                self.metrics.shed.labels("queue_timeout").inc()
                 return False
         except asyncio.CancelledError:  # the client went away while queued
             if _handed(waiter):
@@ -157,23 +160,9 @@ class AdmissionControl:
             "max_queue": self.max_queue,
         }
 
-    def metrics(self) -> dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]]:
-        return {
-            "intent_router_in_flight": (
-                "gauge", "Requests admitted and not finished.", [({}, self.in_flight)]
-            ),
-            "intent_router_queued": (
-                "gauge", "Requests waiting for a slot.", [({}, self.queued)]
-            ),
-            "intent_router_shed_total": (
-                "counter", "Requests answered 503 by load shedding, by reason.",
-                [({"reason": r}, n) for r, n in sorted(self.shed.items())],
-            ),
-            "intent_router_body_too_large_total": (
-                "counter", "Requests refused with 413 (body over max_body_bytes).",
-                [({}, self.too_large)],
-            ),
-        }  # fmt: skip
+    def _refresh_gauges(self, metrics: Metrics) -> None:
+        metrics.in_flight.set(self.in_flight)
+        metrics.queued.set(self.queued)
 
 
 class _BodyTooLarge(Exception):
@@ -260,7 +249,7 @@ class AdmissionMiddleware:
     async def _too_large(
         self, path: str, send: Send, receive: Receive, *, more: bool = True
     ) -> None:
-        self.control.too_large += 1
+        self.control.metrics.body_too_large.inc()
         if more:  # once the answer is sent the server stops reading: drop the rest first
             await _drain(receive)
         body = _error(
@@ -300,13 +289,14 @@ async def _respond(
     await send({"type": "http.response.body", "body": data})
 
 
-def install(app: FastAPI, settings: Settings) -> AdmissionControl:
+def install(app: FastAPI, settings: Settings, metrics: Metrics) -> AdmissionControl:
     """Put the admission middleware in front of ``app``; its control is ``app.state.admission``."""
     control = AdmissionControl(
         max_in_flight=settings.max_in_flight,
         max_queue=settings.max_queue,
         queue_timeout_s=settings.queue_timeout_s,
         max_body_bytes=settings.max_body_bytes,
+        metrics=metrics,
     )
     app.state.admission = control
     app.add_middleware(AdmissionMiddleware, control=control)

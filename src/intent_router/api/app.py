@@ -27,6 +27,8 @@ from intent_router.dispatch import Dispatcher
 from intent_router.embedding.encoder import Encoder
 from intent_router.gateway import Gateway
 from intent_router.models import load_models
+from intent_router.observability.decision_log import DecisionLog
+from intent_router.observability.metrics import Metrics
 from intent_router.service import RouterService
 
 
@@ -41,12 +43,15 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     ``encoder`` lets a caller that already loaded the model (the CLI, tests) share it.
     """
 
+    metrics = Metrics()  # this app's own registry (many apps may share a process)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         models = load_models(settings.models_file) if settings.models_file else None
         service = RouterService.from_settings(
-            settings, encoder, default_chain=models.default_chain if models else None
-        )
+            settings, encoder, default_chain=models.default_chain if models else None,
+            metrics=metrics,
+        )  # fmt: skip
         if models is not None:
             models.check_chains({r.name: r.chain for r in service.routes.routes})
         await service.start()
@@ -55,22 +60,33 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
         if cache is not None:
             await cache.start()
         async with httpx.AsyncClient(limits=limits, timeout=None) as client:
-            dispatcher = Dispatcher(models, client) if models else None
-            gateway = Gateway(service, models, dispatcher, cache) if models and dispatcher else None
+            dispatcher = Dispatcher(models, client, metrics=metrics) if models else None
+            decisions = make_decision_log(settings, metrics) if dispatcher else None
+            if decisions is not None:
+                decisions.start()
+            gateway = (
+                Gateway(service, models, dispatcher, cache, metrics=metrics,
+                        decision_log=decisions, log_prompts=settings.log_prompts)
+                if models and dispatcher
+                else None
+            )  # fmt: skip
             try:
                 yield {"service": service, "gateway": gateway}
             finally:
+                if decisions is not None:
+                    await decisions.aclose()
                 if cache is not None:
                     await cache.aclose()
                 await service.aclose()
 
     app = FastAPI(title="intent-router", version="0.1.0", lifespan=lifespan)
+    app.state.metrics = metrics
     app.include_router(router)
     app.include_router(completions.router)
     app.include_router(messages.router)
     app.include_router(console.router)
     errors.install(app)
-    admission.install(app, settings)
+    admission.install(app, settings, metrics)
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals at the edge carry the id too
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
     return app
@@ -113,3 +129,15 @@ def make_cache(settings: Settings, encoder: Encoder) -> ResponseCache | None:
 
 def encoder_slug(encoder: Encoder) -> str:
     return hashlib.sha256(encoder.id.encode()).hexdigest()[:12]
+
+
+def make_decision_log(settings: Settings, metrics: Metrics) -> DecisionLog | None:
+    if settings.decision_log is None:
+        return None
+    return DecisionLog(
+        settings.decision_log,
+        metrics,
+        max_bytes=settings.decision_log_max_bytes,
+        keep=settings.decision_log_keep,
+        max_queue=settings.decision_log_queue,
+    )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from intent_router import openai_compat
-from intent_router.api.deps import Gateway
+from intent_router.api.deps import Gateway, RequestId
 from intent_router.api.schemas import COMPLETION_ERRORS, ERRORS, CompleteRequest
 from intent_router.cache import parse_cache_control
 from intent_router.gateway import AUTO, Plan
@@ -38,10 +38,17 @@ def router_headers(plan: Plan, response: ChatResponse | None, cache: CacheInfo) 
 
 @router.post("/complete", responses=COMPLETION_ERRORS)
 async def complete(
-    body: CompleteRequest, gateway: Gateway, response: Response, cache_control: CacheControl = None
+    body: CompleteRequest,
+    gateway: Gateway,
+    response: Response,
+    cache_control: CacheControl = None,
+    request_id: RequestId = None,
 ) -> dict[str, Any]:
     answer = await gateway.complete(
-        body.to_canonical(), model=body.model, directives=parse_cache_control(cache_control)
+        body.to_canonical(),
+        model=body.model,
+        directives=parse_cache_control(cache_control),
+        request_id=request_id,
     )
     response.headers.update(router_headers(answer.plan, answer.response, answer.cache))
     return {
@@ -61,6 +68,7 @@ async def chat_completions(
     gateway: Gateway,
     body: openai_compat.ChatCompletionRequest,
     cache_control: CacheControl = None,
+    request_id: RequestId = None,
 ) -> JSONResponse | StreamingResponse:
     """OpenAI Chat Completions; ``model: "auto"`` (or no model) routes, a model name pins it.
 
@@ -71,14 +79,22 @@ async def chat_completions(
     directives = parse_cache_control(cache_control)
     if not body.stream:
         answer = await gateway.complete(
-            request, model=model, endpoint="chat.completions", directives=directives
+            request,
+            model=model,
+            endpoint="chat.completions",
+            directives=directives,
+            request_id=request_id,
         )
         return JSONResponse(
             {**openai_compat.completion_body(answer.response), "x_cache": answer.cache.to_dict()},
             headers=router_headers(answer.plan, answer.response, answer.cache),
         )
     stream = await gateway.stream(
-        request, model=model, endpoint="chat.completions", directives=directives
+        request,
+        model=model,
+        endpoint="chat.completions",
+        directives=directives,
+        request_id=request_id,
     )
     lines = openai_compat.sse_lines(
         stream.events, model=stream.model, include_usage=body.include_usage

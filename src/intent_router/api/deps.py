@@ -29,3 +29,11 @@ async def get_gateway(request: Request) -> GatewayService:
 
 
 Gateway = Annotated[GatewayService, Depends(get_gateway)]
+
+
+async def get_request_id(request: Request) -> str | None:
+    """The ``x-request-id`` of this request (the client's, else the generated one)."""
+    return getattr(request.state, "request_id", None)
+
+
+RequestId = Annotated[str | None, Depends(get_request_id)]

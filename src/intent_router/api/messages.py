@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from intent_router import anthropic_compat, anthropic_render
 from intent_router.anthropic_compat import CountTokensRequest, MessagesRequest
 from intent_router.api.completions import CacheControl, router_headers
-from intent_router.api.deps import Gateway
+from intent_router.api.deps import Gateway, RequestId
 from intent_router.cache import parse_cache_control
 from intent_router.wire_schema import CROSS_FIELD_RULES
 
@@ -52,7 +52,10 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     description=CROSS_FIELD_RULES,
 )
 async def messages(
-    gateway: Gateway, body: MessagesRequest, cache_control: CacheControl = None
+    gateway: Gateway,
+    body: MessagesRequest,
+    cache_control: CacheControl = None,
+    request_id: RequestId = None,
 ) -> JSONResponse | StreamingResponse:
     """Anthropic Messages; ``model: "auto"`` routes, a configured model name pins it.
 
@@ -62,14 +65,18 @@ async def messages(
     directives = parse_cache_control(cache_control)
     if not body.stream:
         answer = await gateway.complete(
-            request, model=body.model, endpoint="messages", directives=directives
+            request,
+            model=body.model,
+            endpoint="messages",
+            directives=directives,
+            request_id=request_id,
         )
         return JSONResponse(
             {**anthropic_render.message_body(answer.response), "x_cache": answer.cache.to_dict()},
             headers=router_headers(answer.plan, answer.response, answer.cache),
         )
     stream = await gateway.stream(
-        request, model=body.model, endpoint="messages", directives=directives
+        request, model=body.model, endpoint="messages", directives=directives, request_id=request_id
     )
     lines = anthropic_render.sse_events(
         stream.events, model=stream.model, input_tokens=request.estimated_input_tokens()

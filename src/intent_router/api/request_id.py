@@ -8,18 +8,15 @@ state (``request.state.request_id``) for handlers and error pages.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from intent_router.observability.record import new_request_id
+
 HEADER = b"x-request-id"
 # A client's id is echoed only if it is short and printable; anything else is replaced.
 _ACCEPTABLE = re.compile(rb"^[\x21-\x7e]{1,128}$")
-
-
-def new_request_id() -> str:
-    return f"req_{uuid.uuid4().hex}"
 
 
 class RequestIdMiddleware:

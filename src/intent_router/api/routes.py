@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from intent_router.api.deps import Service
-from intent_router.api.metrics import render_prometheus
 from intent_router.api.schemas import (
     BAD_REQUEST,
     HealthResponse,
@@ -21,11 +23,13 @@ router = APIRouter()
 
 @router.post("/route", response_model=RouteResponse, responses=BAD_REQUEST)
 async def route(body: RouteRequest, service: Service) -> RouteResponse:
+    started = time.perf_counter()
     if body.messages is not None:
         routed = await service.route_conversation([(m.role, m.content) for m in body.messages])
     else:
         routed = await service.route(body.query or "")
     turns = routed.conversation.to_dict() if routed.conversation else {}
+    service.metrics.observe_route(routed.decision.route, time.perf_counter() - started)
     return RouteResponse(**routed.decision.to_dict(), **turns, truncated=routed.truncated)
 
 
@@ -57,15 +61,8 @@ async def healthz(service: Service) -> HealthResponse:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(service: Service, request: Request) -> str:
-    """Prometheus text exposition of the router's counters."""
-    gateway = request.state.gateway
-    admission = getattr(request.app.state, "admission", None)
-    return render_prometheus(
-        {
-            **service.metrics(),
-            **(gateway.metrics() if gateway else {}),
-            **(admission.metrics() if admission else {}),
-        }
-    )
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition of this app's registry."""
+    body = request.app.state.metrics.exposition()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
