@@ -18,6 +18,11 @@ The API layer maps these to HTTP statuses in one place (``api/errors.py``)::
     │   ├── ContextLengthExceededError   no model of its chain can take the prompt
     │   └── UnsupportedFieldError   a request field the chosen model cannot honour (field, model)
     ├── NotConfiguredError          the feature is off in this server (no models file)
+    ├── AccessError                 the caller may not do this (now)
+    │   ├── AuthenticationError     no API key, or a wrong or revoked one (401)
+    │   ├── PermissionDeniedError   the key may not use this model, route or endpoint (403)
+    │   ├── RateLimitedError        the key's (or team's) RPM/TPM is used up (429)
+    │   └── BudgetExceededError     the key's (or team's) budget is spent (429)
     ├── DispatchError               calling models failed
     │   ├── UpstreamError           one attempt against one model failed (model, status)
     │   └── ChainExhaustedError     every model of the chain failed (carries the attempts)
@@ -175,6 +180,49 @@ class UnsupportedFieldError(QueryError):
         self.model = model
         why = f": {reason}" if reason else ""
         super().__init__(f"field '{field}' is not supported by model '{model}'{why}", param=field)
+
+
+class AccessError(IntentRouterError):
+    """The caller may not do this, or not now (keys, permissions, limits, budgets)."""
+
+
+class AuthenticationError(AccessError):
+    """No API key, or one that is unknown or revoked: 401."""
+
+
+class PermissionDeniedError(AccessError):
+    """The key is valid but may not use this model, route or endpoint: 403.
+
+    ``param`` names the request field that asked for it (``model``), when one did.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        self.param = param
+        super().__init__(message)
+
+
+class RateLimitedError(AccessError):
+    """A requests- or tokens-per-minute limit is used up: 429 with ``Retry-After``.
+
+    ``headers`` are OpenAI's ``x-ratelimit-*`` headers for the answer.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float, headers: dict[str, str] | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+        super().__init__(message)
+
+
+class BudgetExceededError(AccessError):
+    """The key's or team's budget for its period cannot cover this request: 429
+    ``insufficient_quota``; ``budget`` names it (``key 'alice'`` / ``team 'research'``)."""
+
+    def __init__(self, message: str, *, budget: str, retry_after: float | None = None) -> None:
+        self.budget = budget
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class DispatchError(IntentRouterError):

@@ -13,6 +13,10 @@ cause                                  status  type                      code
 =====================================  ======  ========================  ======================
 validation, bad JSON, content type     400     invalid_request_error     (param = field path)
 prompt too long for every model        400     invalid_request_error     context_length_exceeded
+no, wrong or revoked API key          401     authentication_error      invalid_api_key
+key may not use this model/route       403     permission_error          model_not_allowed
+rate limit (RPM/TPM) used up           429     rate_limit_error          rate_limit_exceeded
+budget spent                           429     insufficient_quota        insufficient_quota
 unknown model                          404     invalid_request_error     model_not_found
 unknown path / feature off             404     invalid_request_error     not_found
 method not allowed                     405     invalid_request_error     method_not_allowed
@@ -41,11 +45,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from intent_router.errors import (
+    AuthenticationError,
+    BudgetExceededError,
     ChainExhaustedError,
     ContextLengthExceededError,
     IntentRouterError,
     NotConfiguredError,
+    PermissionDeniedError,
     QueryError,
+    RateLimitedError,
     UnknownModelError,
 )
 
@@ -85,6 +93,7 @@ class ApiError:
     code: str | None = None
     retry_after: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. the dispatch attempts
+    headers: Mapping[str, str] = field(default_factory=dict)  # e.g. x-ratelimit-*
 
     def response(self, path: str) -> JSONResponse:
         """The JSON answer for a request to ``path`` (Anthropic's shape on its ingress)."""
@@ -93,7 +102,7 @@ class ApiError:
         else:
             body = error_body(self.message, self.type, param=self.param, code=self.code)
         body["error"].update(self.extra)
-        headers = {}
+        headers = dict(self.headers)
         if self.retry_after is not None:
             headers["retry-after"] = str(max(1, math.ceil(self.retry_after)))
         return JSONResponse(body, status_code=self.status, headers=headers)
@@ -108,6 +117,17 @@ def describe(exc: IntentRouterError) -> ApiError:
                         extra={"attempts": _attempts(exc.attempts)})  # fmt: skip
     if isinstance(exc, QueryError):
         return ApiError(400, str(exc), param=exc.param or _leading_path(str(exc)), code=exc.code)
+    if isinstance(exc, AuthenticationError):
+        return ApiError(401, str(exc), type="authentication_error", code="invalid_api_key")
+    if isinstance(exc, PermissionDeniedError):
+        code = "model_not_allowed" if exc.param == "model" else "not_allowed"
+        return ApiError(403, str(exc), type="permission_error", param=exc.param, code=code)
+    if isinstance(exc, RateLimitedError):
+        return ApiError(429, str(exc), type="rate_limit_error", code="rate_limit_exceeded",
+                        retry_after=exc.retry_after, headers=exc.headers)  # fmt: skip
+    if isinstance(exc, BudgetExceededError):
+        return ApiError(429, str(exc), type="insufficient_quota", code="insufficient_quota",
+                        retry_after=exc.retry_after)  # fmt: skip
     if isinstance(exc, NotConfiguredError):
         return ApiError(404, str(exc), code="not_found")
     if isinstance(exc, ChainExhaustedError):
