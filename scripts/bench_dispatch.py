@@ -208,7 +208,8 @@ def router_in_thread(folder: Path, models_file: Path, max_in_flight: int = 256) 
     tap = _StateTap(create_app(settings, encoder=Encoder(settings.encoder)))
     with serve_in_thread(tap, startup_timeout_s=300) as url:
         httpx.get(f"{url}/healthz", timeout=30).raise_for_status()
-        yield Router(url, "thread", (tap.state or {}).get("gateway"))
+        reloader = (tap.state or {}).get("reloader")  # the configuration in use
+        yield Router(url, "thread", reloader.current.gateway if reloader else None)
 
 
 @contextlib.contextmanager

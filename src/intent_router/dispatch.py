@@ -223,6 +223,26 @@ class Dispatcher:
         """State of every model's breaker: ``closed``, ``open`` or ``half_open``."""
         return {name: self.breakers.get(name).state.value for name in sorted(self.models.models)}
 
+    def inherit(self, old: Dispatcher) -> None:
+        """Continue ``old``'s resilience state when a reload replaces its configuration:
+        breakers and cool-downs of the models whose definition did not change, the calls in
+        flight, the retry budget and the panic trickle (when their settings did not change)."""
+        same = [n for n, spec in self.models.models.items() if old.models.models.get(n) == spec]
+        self.breakers.adopt(old.breakers, same)
+        self.cooldowns.adopt(old.cooldowns, same)
+        self.bulkheads.share_counts(old.bulkheads)
+        if self.models.retry_budget == old.models.retry_budget:
+            self.budget = old.budget
+        if self.models.panic == old.models.panic:
+            self.panic = old.panic
+
+    def attach_metrics(self, attached: bool = True) -> None:
+        """Report (or stop reporting) this dispatcher's gauges when ``/metrics`` is scraped."""
+        if attached:
+            self.metrics.on_scrape(self._refresh_gauges)
+        else:
+            self.metrics.off_scrape(self._refresh_gauges)
+
     def _refresh_gauges(self, metrics: Metrics) -> None:
         """Breaker states and calls in flight, read when ``/metrics`` is scraped."""
         for name, state in self.breaker_states().items():

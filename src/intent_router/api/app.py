@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from intent_router.api import admission, completions, console, errors, messages
+from intent_router.api import admin, admission, completions, console, errors, messages
 from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
 from intent_router.cache import (
@@ -23,61 +23,59 @@ from intent_router.cache import (
     ResponseCache,
 )
 from intent_router.config import Settings
-from intent_router.dispatch import Dispatcher
+from intent_router.embedding.choice import load_encoder
 from intent_router.embedding.encoder import Encoder
-from intent_router.gateway import Gateway
-from intent_router.models import load_models
 from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
-from intent_router.service import RouterService
+from intent_router.reload import Reloader, install_reload_signal
+from intent_router.runtime import Runtime, Shared, load_config
 
 
 class State(TypedDict):
-    service: RouterService
-    gateway: Gateway | None
+    reloader: Reloader  # the configuration in use (read once per request), reloads, rollback
 
 
-def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, encoder: Encoder | None = None, reload_signal: bool = False
+) -> FastAPI:
     """Build the app; the encoder, index and clients are loaded when the lifespan starts.
 
     ``encoder`` lets a caller that already loaded the model (the CLI, tests) share it.
+    ``reload_signal`` (the CLI server) makes ``SIGHUP`` reload the route and models files.
     """
 
     metrics = Metrics()  # this app's own registry (many apps may share a process)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        models = load_models(settings.models_file) if settings.models_file else None
-        service = RouterService.from_settings(
-            settings, encoder, default_chain=models.default_chain if models else None,
-            metrics=metrics,
-        )  # fmt: skip
-        if models is not None:
-            models.check_chains({r.name: r.chain for r in service.routes.routes})
-        await service.start()
+        model = encoder or load_encoder(settings.encoder)
+        config = load_config(settings, model, build=settings.build_on_start)
+        dispatching = config.models is not None
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
-        cache = make_cache(settings, service.encoder) if models else None
+        cache = make_cache(settings, model) if dispatching else None
         if cache is not None:
             await cache.start()
         async with httpx.AsyncClient(limits=limits, timeout=None) as client:
-            dispatcher = Dispatcher(models, client, metrics=metrics) if models else None
-            decisions = make_decision_log(settings, metrics) if dispatcher else None
+            decisions = make_decision_log(settings, metrics) if dispatching else None
             if decisions is not None:
                 decisions.start()
-            gateway = (
-                Gateway(service, models, dispatcher, cache, metrics=metrics,
-                        decision_log=decisions, log_prompts=settings.log_prompts)
-                if models and dispatcher
-                else None
-            )  # fmt: skip
+            shared = Shared(settings, model, metrics, client, cache, decisions)
+            first = Runtime(config, shared)
+            first.activate()
+            await first.start()
+            reloader = Reloader(shared, first)
+            app.state.reloader = reloader  # for sections other features add to /admin/config
+            stop_signal = install_reload_signal(reloader) if reload_signal else None
             try:
-                yield {"service": service, "gateway": gateway}
+                yield {"reloader": reloader}
             finally:
+                if stop_signal is not None:
+                    stop_signal()
+                await reloader.aclose()
                 if decisions is not None:
                     await decisions.aclose()
                 if cache is not None:
                     await cache.aclose()
-                await service.aclose()
 
     app = FastAPI(title="intent-router", version="0.1.0", lifespan=lifespan)
     app.state.metrics = metrics
@@ -85,6 +83,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.include_router(completions.router)
     app.include_router(messages.router)
     app.include_router(console.router)
+    app.include_router(admin.router)
     errors.install(app)
     admission.install(app, settings, metrics)
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals at the edge carry the id too

@@ -6,12 +6,11 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from intent_router.api.deps import Service
-from intent_router.gateway import Gateway
+from intent_router.api.deps import CurrentRuntime
 from intent_router.observability.cache_preview import preview_cache
 from intent_router.observability.traffic import TrafficStats
 
@@ -54,11 +53,11 @@ async def asset(name: str) -> Response:
 
 
 @router.post("/console/api/explain")
-async def explain(body: ExplainRequest, service: Service, request: Request) -> dict[str, Any]:
+async def explain(body: ExplainRequest, runtime: CurrentRuntime) -> dict[str, Any]:
     """The decision for a query, every route's score, its nearest utterances, and what the
     response cache would do; nothing is dispatched, stored or counted."""
+    service, gateway = runtime.service, runtime.gateway
     explanation, routed = await service.explain(body.query)
-    gateway = request.state.gateway
     decision = routed.decision
     cache = await preview_cache(
         gateway.cache if gateway is not None else None,
@@ -71,10 +70,10 @@ async def explain(body: ExplainRequest, service: Service, request: Request) -> d
 
 
 @router.get("/console/api/traffic")
-async def traffic(request: Request) -> dict[str, Any]:
+async def traffic(runtime: CurrentRuntime) -> dict[str, Any]:
     """Requests by route over time, latency percentiles per model, cache, fallbacks,
     breakers and cost (empty when the server routes only)."""
-    gateway: Gateway | None = request.state.gateway
+    gateway = runtime.gateway
     if gateway is None:
         return TrafficStats().snapshot()  # routing only: no traffic to show
     return gateway.traffic.snapshot(breakers=gateway.dispatcher.breaker_states())

@@ -8,19 +8,37 @@ from fastapi import Depends, Request
 
 from intent_router.errors import NotConfiguredError
 from intent_router.gateway import Gateway as GatewayService
+from intent_router.reload import Reloader
+from intent_router.runtime import Runtime
 from intent_router.service import RouterService
 
 
-async def get_service(request: Request) -> RouterService:
-    service: RouterService = request.state.service
-    return service
+async def get_reloader(request: Request) -> Reloader:
+    reloader: Reloader = request.state.reloader
+    return reloader
+
+
+ConfigReloader = Annotated[Reloader, Depends(get_reloader)]
+
+
+async def get_runtime(reloader: ConfigReloader) -> Runtime:
+    """The configuration this request runs on, read once when it starts (FastAPI caches a
+    dependency per request): a reload meanwhile does not change it under the request."""
+    return reloader.current
+
+
+CurrentRuntime = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_service(runtime: CurrentRuntime) -> RouterService:
+    return runtime.service
 
 
 Service = Annotated[RouterService, Depends(get_service)]
 
 
-async def get_gateway(request: Request) -> GatewayService:
-    gateway: GatewayService | None = request.state.gateway
+async def get_gateway(runtime: CurrentRuntime) -> GatewayService:
+    gateway = runtime.gateway
     if gateway is None:
         raise NotConfiguredError(
             "completions are off: the server was started without a models file"

@@ -176,7 +176,13 @@ class Metrics:
 
     def on_scrape(self, refresh: Refresh) -> None:
         """``refresh(metrics)`` sets the state gauges (breakers, in-flight) before a scrape."""
-        self._refreshers.append(refresh)
+        if refresh not in self._refreshers:
+            self._refreshers.append(refresh)
+
+    def off_scrape(self, refresh: Refresh) -> None:
+        """Stop calling ``refresh`` (the dispatcher of a configuration a reload replaced)."""
+        if refresh in self._refreshers:
+            self._refreshers.remove(refresh)
 
     def exposition(self) -> bytes:
         for refresh in self._refreshers:

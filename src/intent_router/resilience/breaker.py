@@ -289,5 +289,10 @@ class BreakerRegistry:
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
+    def adopt(self, other: BreakerRegistry, names: Iterable[str]) -> None:
+        """Take ``other``'s state for ``names`` (a reload keeps unchanged models' breakers)."""
+        for name in names:
+            self._storage.save(name, other._storage.load(name))
+
     def states(self) -> dict[str, BreakerState]:
         return {name: b.state for name, b in sorted(self._breakers.items())}

@@ -30,5 +30,10 @@ class Bulkheads:
     def release(self, name: str) -> None:
         self._in_flight[name] = max(0, self._in_flight.get(name, 0) - 1)
 
+    def share_counts(self, other: Bulkheads) -> None:
+        """Count calls in flight together with ``other`` (the bulkheads of the configuration a
+        reload replaced): its calls still running hold their slots and release them here."""
+        self._in_flight = other._in_flight
+
     def in_flight(self, name: str) -> int:
         return self._in_flight.get(name, 0)

@@ -10,7 +10,7 @@ doubling. The breaker is not told: back-pressure is not a failure. The clock is 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -67,6 +67,12 @@ class Cooldowns:
         """When ``name`` may be called again (in the past when it is not cooling)."""
         entry = self._models.get(name)
         return entry.until if entry is not None else 0.0
+
+    def adopt(self, other: Cooldowns, names: Iterable[str]) -> None:
+        """Share ``other``'s cool-downs of ``names`` (a reload keeps unchanged models')."""
+        for name in names:
+            if name in other._models:
+                self._models[name] = other._models[name]
 
     def remaining(self, name: str) -> float:
         return max(0.0, self.until(name) - self.clock())
