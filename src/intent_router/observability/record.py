@@ -74,7 +74,7 @@ class RequestRecord:
             "latency_ms": round(self.latency_s * 1000, 2),
             "outcome": self.outcome,
         }
-        conversation = {k: v for k, v in self.routing.items() if k.startswith("turn")}
+        conversation = self.routing.get("conversation")  # which turns decided (replay reads it)
         if conversation:
             row["conversation"] = conversation
         if self.error is not None or self.outcome == "stream_error":
