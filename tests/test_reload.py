@@ -99,9 +99,13 @@ def route_of(url: str, query: str) -> str | None:
     return route
 
 
-async def hammer(url: str, stop: asyncio.Event, clients: int = 8) -> Counter[str]:
-    """``clients`` loops of /route and /v1/chat/completions until ``stop``; outcomes."""
+async def hammer(
+    url: str, stop: asyncio.Event, clients: int = 8, done_at: list[float] | None = None
+) -> Counter[str]:
+    """``clients`` loops of /route and /v1/chat/completions until ``stop``; outcomes (and
+    when each request ended, in ``done_at``)."""
     outcomes: Counter[str] = Counter()
+    ends = done_at if done_at is not None else []
 
     async def client(n: int) -> None:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -114,6 +118,7 @@ async def hammer(url: str, stop: asyncio.Event, clients: int = 8) -> Counter[str
                     body = {"model": "auto", "messages": [{"role": "user", "content": text}]}
                     r = await http.post("/v1/chat/completions", json=body)
                 outcomes["ok" if r.status_code == 200 else f"{r.status_code}: {r.text[:120]}"] += 1
+                ends.append(time.monotonic())
                 i += 1
 
     await asyncio.gather(*(client(n) for n in range(clients)))
@@ -127,22 +132,27 @@ def test_reload_under_load_adds_a_route_with_no_failed_request(
     assert route_of(url, WEATHER_Q) != "weather"
     before = httpx.get(f"{url}/admin/config", headers=ADMIN).json()["version"]
 
-    async def scenario() -> tuple[Counter[str], dict[str, Any]]:
+    ends: list[float] = []
+
+    async def scenario() -> tuple[Counter[str], dict[str, Any], float, float]:
         stop = asyncio.Event()
-        load = asyncio.create_task(hammer(url, stop))
+        load = asyncio.create_task(hammer(url, stop, done_at=ends))
         await asyncio.sleep(0.5)
         (settings.routes_dir / "weather.yaml").write_text(
             yaml.safe_dump({"name": "weather", **WEATHER})
         )
         async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            began = time.monotonic()
             result = (await http.post("/admin/reload", headers=ADMIN)).json()
+            ended = time.monotonic()
         await asyncio.sleep(0.5)  # the load goes on after the swap
         stop.set()
-        return await load, result
+        return await load, result, began, ended
 
-    outcomes, result = asyncio.run(scenario())
+    outcomes, result, began, ended = asyncio.run(scenario())
     assert set(outcomes) == {"ok"}, outcomes
-    assert outcomes["ok"] >= 16
+    assert sum(began < t < ended for t in ends) >= 8  # requests were answered during the reload
+    assert sum(t > ended for t in ends) >= 8  # and after the swap
     assert result["status"] == "reloaded"
     assert result["previous"]["fingerprint"] == before["fingerprint"]
     assert route_of(url, WEATHER_Q) == "weather"

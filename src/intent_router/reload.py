@@ -139,10 +139,10 @@ class Reloader:
                 if config.version.fingerprint == old.version.fingerprint:
                     return self._done(ReloadResult("unchanged", old.version.to_dict()))
                 runtime = Runtime(config, self.shared)
-                runtime.inherit(old)
-                await runtime.start()
             except IntentRouterError as exc:
                 return self._refused(exc, old, started)
+            runtime.inherit(old)
+            await runtime.start()
             self._swap(runtime, event="reload")
             log.info(
                 "configuration reloaded: %s -> %s in %.2fs",

@@ -145,10 +145,14 @@ class Runtime:
         )
         self.gateway: Gateway | None = None
         if models is not None and self.dispatcher is not None:
-            self.gateway = Gateway(
-                self.service, models, self.dispatcher, shared.cache, metrics=shared.metrics,
-                decision_log=shared.decision_log, log_prompts=settings.log_prompts,
-            )  # fmt: skip
+            try:  # a route's cache policy may still be refused here
+                self.gateway = Gateway(
+                    self.service, models, self.dispatcher, shared.cache, metrics=shared.metrics,
+                    decision_log=shared.decision_log, log_prompts=settings.log_prompts,
+                )  # fmt: skip
+            except Exception:
+                self.dispatcher.attach_metrics(False)
+                raise
             self.gateway.traffic = shared.traffic  # the console's view spans configurations
         self._closed = False
 
