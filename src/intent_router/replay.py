@@ -37,7 +37,7 @@ from intent_router.config import Settings
 from intent_router.embedding.encoder import Encoder
 from intent_router.embedding.index import RouteIndex, Thresholds, load_index, save_thresholds
 from intent_router.errors import DatasetError, IndexError_, QueryError
-from intent_router.routing.evaluation import load_dataset
+from intent_router.routing.evaluation import json_rows, load_dataset
 from intent_router.routing.loader import RouteSet, load_routes
 from intent_router.service import RouterService, prepare_index
 
@@ -83,24 +83,15 @@ def read_decision_log(path: Path) -> Traffic:
     if not path.is_file():
         raise DatasetError("decision log does not exist", path=path)
     traffic = Traffic()
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"not valid JSON: {exc.msg}", path=path, line=number) from exc
-            if not isinstance(row, dict) or "route" not in row:
-                raise DatasetError("not a decision-log row", path=path, line=number)
-            traffic.requests += 1
-            reason = skip_reason(row)
-            if reason is not None:
-                traffic.skipped[reason] += 1
-                continue
-            traffic.rows.append(
-                Recorded(number, row["prompt"], row["route"], row.get("request_id"))
-            )
+    for number, row in json_rows(path):
+        if "route" not in row:
+            raise DatasetError("not a decision-log row (no route)", path=path, line=number)
+        traffic.requests += 1
+        reason = skip_reason(row)
+        if reason is not None:
+            traffic.skipped[reason] += 1
+            continue
+        traffic.rows.append(Recorded(number, row["prompt"], row["route"], row.get("request_id")))
     return traffic
 
 

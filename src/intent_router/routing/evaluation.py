@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,9 @@ class Example:
     lang: str | None = None
 
 
-def load_dataset(path: str | Path, *, known_routes: Sequence[str] | None = None) -> list[Example]:
-    """Read a JSONL data set; every malformed row is refused with its line number."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError("data set file does not exist", path=path)
-    known = set(known_routes) if known_routes is not None else None
-    examples = []
+def json_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The JSON objects of a JSON-lines file with their line numbers (blank lines skipped);
+    a line that is not a JSON object is refused with its number."""
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
@@ -45,29 +41,40 @@ def load_dataset(path: str | Path, *, known_routes: Sequence[str] | None = None)
                 raise DatasetError(f"not valid JSON: {exc.msg}", path=path, line=number) from exc
             if not isinstance(row, dict):
                 raise DatasetError("each line must be a JSON object", path=path, line=number)
-            text, route = row.get("text"), row.get("route", "<missing>")
-            if not isinstance(text, str) or not text.strip():
-                raise DatasetError("needs a non-empty string", path=path, line=number, field="text")
-            if route is not None and not isinstance(route, str):
-                raise DatasetError(
-                    "must be a route name or null", path=path, line=number, field="route"
-                )
-            if known is not None and route is not None and route not in known:
-                raise DatasetError(
-                    f"unknown route '{route}' (known: {', '.join(sorted(known))})",
-                    path=path,
-                    line=number,
-                    field="route",
-                )
-            lang = row.get("lang")
-            if lang is not None and (not isinstance(lang, str) or not lang.strip()):
-                raise DatasetError(
-                    "must be a language code such as 'en' or 'es', or absent",
-                    path=path,
-                    line=number,
-                    field="lang",
-                )
-            examples.append(Example(text=text, route=route, lang=lang))
+            yield number, row
+
+
+def load_dataset(path: str | Path, *, known_routes: Sequence[str] | None = None) -> list[Example]:
+    """Read a JSONL data set; every malformed row is refused with its line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError("data set file does not exist", path=path)
+    known = set(known_routes) if known_routes is not None else None
+    examples = []
+    for number, row in json_rows(path):
+        text, route = row.get("text"), row.get("route", "<missing>")
+        if not isinstance(text, str) or not text.strip():
+            raise DatasetError("needs a non-empty string", path=path, line=number, field="text")
+        if route is not None and not isinstance(route, str):
+            raise DatasetError(
+                "must be a route name or null", path=path, line=number, field="route"
+            )
+        if known is not None and route is not None and route not in known:
+            raise DatasetError(
+                f"unknown route '{route}' (known: {', '.join(sorted(known))})",
+                path=path,
+                line=number,
+                field="route",
+            )
+        lang = row.get("lang")
+        if lang is not None and (not isinstance(lang, str) or not lang.strip()):
+            raise DatasetError(
+                "must be a language code such as 'en' or 'es', or absent",
+                path=path,
+                line=number,
+                field="lang",
+            )
+        examples.append(Example(text=text, route=route, lang=lang))
     if not examples:
         raise DatasetError("data set is empty", path=path)
     return examples
