@@ -303,3 +303,19 @@ def test_sighup_reloads_the_cli_server_under_load(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_concurrent_reloads_are_serialised(served: tuple[str, Settings]) -> None:
+    url, settings = served
+    (settings.routes_dir / "weather.yaml").write_text(
+        yaml.safe_dump({"name": "weather", **WEATHER})
+    )
+
+    async def both() -> list[str]:
+        async with httpx.AsyncClient(base_url=url, timeout=120, headers=ADMIN) as http:
+            answers = await asyncio.gather(*(http.post("/admin/reload") for _ in range(2)))
+        return sorted(a.json()["status"] for a in answers)
+
+    assert asyncio.run(both()) == ["reloaded", "unchanged"]
+    config = httpx.get(f"{url}/admin/config", headers=ADMIN).json()
+    assert [v["event"] for v in config["versions"]] == ["start", "reload"]
