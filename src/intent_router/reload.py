@@ -144,12 +144,9 @@ class Reloader:
             runtime.inherit(old)
             await runtime.start()
             self._swap(runtime, event="reload")
-            log.info(
-                "configuration reloaded: %s -> %s in %.2fs",
-                old.version.fingerprint, config.version.fingerprint,
-                time.perf_counter() - started,
-            )  # fmt: skip
             seconds = time.perf_counter() - started
+            before, after = old.version.fingerprint, config.version.fingerprint
+            log.info("configuration reloaded: %s -> %s in %.2fs", before, after, seconds)
             versions = config.version.to_dict(), old.version.to_dict()
             return self._done(ReloadResult("reloaded", *versions, seconds=seconds))
 
