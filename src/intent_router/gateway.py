@@ -76,11 +76,11 @@ class Gateway:
         self,
         request: ChatRequest,
         *,
-        model: str | None,
-        endpoint: str,
-        directives: Directives,
-        request_id: str | None,
-        principal: Principal,
+        model: str | None = None,
+        endpoint: str = "complete",
+        directives: Directives = NO_DIRECTIVES,
+        request_id: str | None = None,
+        principal: Principal = ANONYMOUS,
     ) -> Exchange:
         """A new request's context, on the runtime current now."""
         return Exchange(
