@@ -57,7 +57,7 @@ async def embed_and_route(ex: Exchange) -> None:
     rt = ex.runtime
     pinned = ex.pinned
     if pinned is not None:
-        check_model(rt.models.models, ex.model or AUTO)
+        check_model(rt.models.models, pinned)
         chain = [pinned, *rt.models.models[pinned].fallbacks]
         vector = await rt.router.embed(ex.text) if rt.cache.uses_vectors else NO_VECTOR
         ex.plan = Plan(decision=None, chain=chain, pinned=pinned, text=ex.text, vector=vector)
