@@ -208,8 +208,7 @@ def router_in_thread(folder: Path, models_file: Path, max_in_flight: int = 256) 
     tap = _StateTap(create_app(settings, encoder=Encoder(settings.encoder)))
     with serve_in_thread(tap, startup_timeout_s=300) as url:
         httpx.get(f"{url}/healthz", timeout=30).raise_for_status()
-        reloader = (tap.state or {}).get("reloader")  # the configuration in use
-        yield Router(url, "thread", reloader.current.gateway if reloader else None)
+        yield Router(url, "thread", (tap.state or {}).get("gateway"))
 
 
 @contextlib.contextmanager
@@ -301,7 +300,7 @@ class BreakerWatch:
         self.router = router
         self.transitions: list[tuple[float, str, str, str]] = []
         if router.gateway is not None:
-            router.gateway.dispatcher.breakers.add_listener(self._on_change)
+            router.gateway.runtime.dispatcher.breakers.add_listener(self._on_change)
 
     def _on_change(self, name: str, old: Any, new: Any) -> None:
         self.transitions.append((time.monotonic(), name, str(old.value), str(new.value)))

@@ -23,16 +23,18 @@ from intent_router.cache import (
     ResponseCache,
 )
 from intent_router.config import Settings
+from intent_router.configuration import Configuration, Shared, load_configuration
 from intent_router.embedding.choice import load_encoder
 from intent_router.embedding.encoder import Encoder
+from intent_router.gateway import Gateway
 from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
 from intent_router.reload import Reloader, install_reload_signal
-from intent_router.runtime import Runtime, Shared, load_config
 
 
 class State(TypedDict):
     reloader: Reloader  # the configuration in use (read once per request), reloads, rollback
+    gateway: Gateway | None  # the chat endpoints; its ``runtime`` is swapped by reloads
 
 
 def create_app(
@@ -49,8 +51,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         model = encoder or load_encoder(settings.encoder)
-        config = load_config(settings, model, build=settings.build_on_start)
-        dispatching = config.models is not None
+        loaded = load_configuration(settings, model, build=settings.build_on_start)
+        dispatching = loaded.models is not None
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
         cache = make_cache(settings, model) if dispatching else None
         if cache is not None:
@@ -60,14 +62,21 @@ def create_app(
             if decisions is not None:
                 decisions.start()
             shared = Shared(settings, model, metrics, client, cache, decisions)
-            first = Runtime(config, shared)
+            first = Configuration(loaded, shared)
             first.activate()
             await first.start()
-            reloader = Reloader(shared, first)
+            gateway = None
+            if (runtime := first.runtime) is not None:
+                gateway = Gateway(
+                    runtime.router, runtime.models, runtime.dispatcher, cache, metrics=metrics,
+                    decision_log=decisions, log_prompts=settings.log_prompts,
+                )  # fmt: skip
+                gateway.runtime = runtime  # the configuration's own: reloads swap it
+            reloader = Reloader(shared, first, gateway=gateway)
             app.state.reloader = reloader  # for sections other features add to /admin/config
             stop_signal = install_reload_signal(reloader) if reload_signal else None
             try:
-                yield {"reloader": reloader}
+                yield {"reloader": reloader, "gateway": gateway}
             finally:
                 if stop_signal is not None:
                     stop_signal()

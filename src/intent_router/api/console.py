@@ -6,11 +6,12 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from intent_router.api.deps import CurrentRuntime
+from intent_router.api.deps import CurrentConfiguration
+from intent_router.gateway import Gateway
 from intent_router.observability.cache_preview import preview_cache
 from intent_router.observability.traffic import TrafficStats
 
@@ -53,14 +54,14 @@ async def asset(name: str) -> Response:
 
 
 @router.post("/console/api/explain")
-async def explain(body: ExplainRequest, runtime: CurrentRuntime) -> dict[str, Any]:
+async def explain(body: ExplainRequest, configuration: CurrentConfiguration) -> dict[str, Any]:
     """The decision for a query, every route's score, its nearest utterances, and what the
     response cache would do; nothing is dispatched, stored or counted."""
-    service, gateway = runtime.service, runtime.gateway
+    service, runtime = configuration.service, configuration.runtime
     explanation, routed = await service.explain(body.query)
     decision = routed.decision
     cache = await preview_cache(
-        gateway.cache if gateway is not None else None,
+        runtime.cache if runtime is not None else None,
         service.clean_query(body.query)[0],
         routed.vector,
         route=decision.route,
@@ -70,10 +71,10 @@ async def explain(body: ExplainRequest, runtime: CurrentRuntime) -> dict[str, An
 
 
 @router.get("/console/api/traffic")
-async def traffic(runtime: CurrentRuntime) -> dict[str, Any]:
+async def traffic(request: Request) -> dict[str, Any]:
     """Requests by route over time, latency percentiles per model, cache, fallbacks,
     breakers and cost (empty when the server routes only)."""
-    gateway = runtime.gateway
+    gateway: Gateway | None = request.state.gateway
     if gateway is None:
         return TrafficStats().snapshot()  # routing only: no traffic to show
-    return gateway.traffic.snapshot(breakers=gateway.dispatcher.breaker_states())
+    return gateway.traffic.snapshot(breakers=gateway.runtime.dispatcher.breaker_states())

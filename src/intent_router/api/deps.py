@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from intent_router.configuration import Configuration
 from intent_router.errors import NotConfiguredError
 from intent_router.gateway import Gateway as GatewayService
 from intent_router.reload import Reloader
-from intent_router.runtime import Runtime
 from intent_router.service import RouterService
 
 
@@ -21,24 +21,24 @@ async def get_reloader(request: Request) -> Reloader:
 ConfigReloader = Annotated[Reloader, Depends(get_reloader)]
 
 
-async def get_runtime(reloader: ConfigReloader) -> Runtime:
+async def get_configuration(reloader: ConfigReloader) -> Configuration:
     """The configuration this request runs on, read once when it starts (FastAPI caches a
     dependency per request): a reload meanwhile does not change it under the request."""
     return reloader.current
 
 
-CurrentRuntime = Annotated[Runtime, Depends(get_runtime)]
+CurrentConfiguration = Annotated[Configuration, Depends(get_configuration)]
 
 
-async def get_service(runtime: CurrentRuntime) -> RouterService:
-    return runtime.service
+async def get_service(configuration: CurrentConfiguration) -> RouterService:
+    return configuration.service
 
 
 Service = Annotated[RouterService, Depends(get_service)]
 
 
-async def get_gateway(runtime: CurrentRuntime) -> GatewayService:
-    gateway = runtime.gateway
+async def get_gateway(request: Request) -> GatewayService:
+    gateway: GatewayService | None = request.state.gateway
     if gateway is None:
         raise NotConfiguredError(
             "completions are off: the server was started without a models file"

@@ -1,15 +1,16 @@
 """One configuration of the router: what the route and models files said, built and checked.
 
-A :class:`Runtime` holds everything that depends on those files — the router service
-(routes, index, matcher, its encoder batcher), the models, the dispatcher and the gateway
-over them. What outlives a configuration (the encoder, the HTTP client, the response
-cache, the decision log, the metrics, the console's traffic) is :class:`Shared` and handed
-in. A request captures one runtime when it starts and finishes on it, so a reload
-(:mod:`intent_router.reload`) swaps configurations by replacing one reference.
+A :class:`Configuration` holds what depends on those files: the router service (routes,
+index, matcher, its encoder batcher) and the request path's
+:class:`~intent_router.pipeline.runtime.Runtime` (router service, models, dispatcher,
+request cache). What outlives a configuration (the encoder, the HTTP client, the response
+cache, the decision log, the metrics) is :class:`Shared` and handed in. A request captures
+one configuration when it starts and finishes on it, so a reload
+(:mod:`intent_router.reload`) swaps configurations by replacing references.
 
-:func:`load_config` reads and checks the files exactly as start-up does — route files,
-models file, chains against models, the index against the routes and the encoder — and
-may build the index (incrementally, into a new build folder: the running index is in
+:func:`load_configuration` reads and checks the files exactly as start-up does — route
+files, models file, chains against models, the index against the routes and the encoder —
+and may build the index (incrementally, into a new build folder: the running index is in
 memory and its files are never rewritten). It blocks: call it in a worker thread.
 """
 
@@ -19,7 +20,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -30,11 +31,10 @@ from intent_router.dispatch import Dispatcher
 from intent_router.embedding.encoder import Encoder
 from intent_router.embedding.index import RouteIndex
 from intent_router.errors import StaleIndexError
-from intent_router.gateway import Gateway
 from intent_router.models import ModelsConfig, load_models
 from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
-from intent_router.observability.traffic import TrafficStats
+from intent_router.pipeline.runtime import Runtime
 from intent_router.routing.loader import RouteSet, load_routes
 from intent_router.service import RouterService, prepare_index
 
@@ -51,7 +51,6 @@ class Shared:
     client: httpx.AsyncClient | None = None
     cache: ResponseCache | None = None
     decision_log: DecisionLog | None = None
-    traffic: TrafficStats = field(default_factory=TrafficStats)
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class Version:
 
 
 @dataclass(frozen=True)
-class Config:
+class Loaded:
     """The checked contents of the route and models files, with the index built for them."""
 
     routes: RouteSet
@@ -102,9 +101,9 @@ def index_fingerprint(index: RouteIndex) -> str:
     return _digest(build, index.manifest["routes_fingerprint"], thresholds)
 
 
-def load_config(
+def load_configuration(
     settings: Settings, encoder: Encoder, *, build: bool, clock: Any = time.time
-) -> Config:
+) -> Loaded:
     """Read and check the route and models files; load (or with ``build``, incrementally
     build) the index for them. Raises the error of the first problem (file, line, field)."""
     routes = load_routes(settings.routes_dir)
@@ -123,54 +122,49 @@ def load_config(
         index=index_fp,
         loaded_at=clock(),
     )
-    return Config(routes=routes, models=models, index=index, version=version)
+    return Loaded(routes=routes, models=models, index=index, version=version)
 
 
-class Runtime:
-    """The objects of one configuration. ``start`` before use, ``aclose`` when retired."""
+class Configuration:
+    """The objects of one configuration. ``start`` before use, ``aclose`` when retired.
 
-    def __init__(self, config: Config, shared: Shared) -> None:
-        settings = shared.settings
-        self.config = config
+    ``runtime`` is what the request path reads (None when the server routes only)."""
+
+    def __init__(self, loaded: Loaded, shared: Shared) -> None:
+        self.loaded = loaded
         self.shared = shared
-        models = config.models
+        models = loaded.models
         self.service = RouterService(
-            settings, shared.encoder, config.routes, config.index,
+            shared.settings, shared.encoder, loaded.routes, loaded.index,
             default_chain=models.default_chain if models else None, metrics=shared.metrics,
         )  # fmt: skip
-        self.dispatcher = (
-            Dispatcher(models, shared.client, metrics=shared.metrics)
-            if models is not None and shared.client is not None
-            else None
-        )
-        self.gateway: Gateway | None = None
-        if models is not None and self.dispatcher is not None:
+        self.runtime: Runtime | None = None
+        if models is not None and shared.client is not None:
+            dispatcher = Dispatcher(models, shared.client, metrics=shared.metrics)
             try:  # a route's cache policy may still be refused here
-                self.gateway = Gateway(
-                    self.service, models, self.dispatcher, shared.cache, metrics=shared.metrics,
-                    decision_log=shared.decision_log, log_prompts=settings.log_prompts,
-                )  # fmt: skip
+                self.runtime = Runtime.build(
+                    self.service, models, dispatcher, shared.cache, shared.metrics
+                )
             except Exception:
-                self.dispatcher.attach_metrics(False)
+                dispatcher.attach_metrics(False)
                 raise
-            self.gateway.traffic = shared.traffic  # the console's view spans configurations
         self._closed = False
 
     @property
     def version(self) -> Version:
-        return self.config.version
+        return self.loaded.version
 
     @property
-    def models(self) -> ModelsConfig | None:
-        return self.config.models
+    def dispatcher(self) -> Dispatcher | None:
+        return self.runtime.dispatcher if self.runtime is not None else None
 
-    def inherit(self, old: Runtime) -> None:
+    def inherit(self, old: Configuration) -> None:
         """Carry ``old``'s resilience state over (models whose definition did not change)."""
         if self.dispatcher is not None and old.dispatcher is not None:
             self.dispatcher.inherit(old.dispatcher)
 
-    def activate(self, previous: Runtime | None = None) -> None:
-        """This runtime now serves: its routes and gauges are the ones ``/metrics`` shows."""
+    def activate(self, previous: Configuration | None = None) -> None:
+        """This configuration now serves: its routes and gauges are what ``/metrics`` shows."""
         if previous is not None and previous.dispatcher is not None:
             previous.dispatcher.attach_metrics(False)
         self.shared.metrics.declare_routes(self.service.routes.names)
