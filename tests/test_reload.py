@@ -319,3 +319,31 @@ def test_concurrent_reloads_are_serialised(served: tuple[str, Settings]) -> None
     assert asyncio.run(both()) == ["reloaded", "unchanged"]
     config = httpx.get(f"{url}/admin/config", headers=ADMIN).json()
     assert [v["event"] for v in config["versions"]] == ["start", "reload"]
+
+
+def test_the_last_five_versions_are_listed_and_four_can_be_rolled_back_to(
+    served: tuple[str, Settings],
+) -> None:
+    url, settings = served
+    weather = settings.routes_dir / "weather.yaml"
+    fingerprints = [httpx.get(f"{url}/admin/config", headers=ADMIN).json()["version"]]
+    for i in range(5):  # the weather route comes and goes: a new version every time
+        if i % 2 == 0:
+            weather.write_text(yaml.safe_dump({"name": "weather", **WEATHER}))
+        else:
+            weather.unlink()
+        result = httpx.post(f"{url}/admin/reload", headers=ADMIN, timeout=60).json()
+        assert result["status"] == "reloaded"
+        fingerprints.append(result["version"])
+    config = httpx.get(f"{url}/admin/config", headers=ADMIN).json()
+    assert [v["fingerprint"] for v in config["versions"]] == [
+        v["fingerprint"] for v in fingerprints[1:]
+    ]
+    for back in reversed(fingerprints[2:5]):  # in memory: no rebuild, in the reverse order
+        rolled = httpx.post(f"{url}/admin/rollback", headers=ADMIN).json()
+        assert rolled["version"]["fingerprint"] == back["fingerprint"]
+    assert route_of(url, WEATHER_Q) != "weather"  # the second reload removed it
+    rolled = httpx.post(f"{url}/admin/rollback", headers=ADMIN).json()
+    assert rolled["version"]["fingerprint"] == fingerprints[1]["fingerprint"]
+    assert route_of(url, WEATHER_Q) == "weather"  # the first reload added it
+    assert httpx.post(f"{url}/admin/rollback", headers=ADMIN).status_code == 404  # 4 kept
