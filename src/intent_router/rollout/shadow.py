@@ -22,11 +22,14 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intent_router.observability.rollout_metrics import RolloutMetrics
 from intent_router.providers.base import ChatRequest, ChatResponse
 from intent_router.rollout.policy import ShadowPolicy
+
+if TYPE_CHECKING:
+    from intent_router.embedding.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ class _Job:
     request: ChatRequest
     served_model: str
     served_text: str
+    call: ShadowCall
+    similarity: Similarity
 
 
 class ShadowRunner:
@@ -52,8 +57,6 @@ class ShadowRunner:
 
     def __init__(
         self,
-        call: ShadowCall,
-        similarity: Similarity,
         metrics: RolloutMetrics,
         *,
         sink: RowSink | None = None,
@@ -61,8 +64,6 @@ class ShadowRunner:
         clock: Callable[[], float] = time.perf_counter,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self._call = call
-        self._similarity = similarity
         self.metrics = metrics
         self._sink = sink
         self._rng = rng if rng is not None else random.Random()
@@ -81,9 +82,13 @@ class ShadowRunner:
         request: ChatRequest,
         served: ChatResponse,
         request_id: str,
+        *,
+        call: ShadowCall,
+        similarity: Similarity,
     ) -> int:
         """Sample this request and start its shadow calls; never waits. Returns the number
-        of calls started (0 when not sampled or all dropped)."""
+        of calls started (0 when not sampled or all dropped). ``call`` and ``similarity``
+        come from the configuration that served the request (its dispatcher, its encoder)."""
         if policy.sample <= 0 or self._rng.random() >= policy.sample:
             return 0
         mirrored = dataclasses.replace(request, stream=False, stream_options=None)
@@ -93,7 +98,8 @@ class ShadowRunner:
                 self.metrics.shadow_requests.labels(route, model, "dropped").inc()
                 continue
             self._in_flight[route] = self.in_flight(route) + 1
-            job = _Job(request_id, route, model, mirrored, served.model, served.text)
+            job = _Job(request_id, route, model, mirrored, served.model, served.text,
+                       call, similarity)  # fmt: skip
             task = asyncio.create_task(self._run(job), name=f"shadow-{route}-{model}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -103,7 +109,7 @@ class ShadowRunner:
     async def _run(self, job: _Job) -> None:
         t0 = self._clock()
         try:
-            response = await self._call(job.request, job.model, job.route)
+            response = await job.call(job.request, job.model, job.route)
         except Exception as exc:  # a shadow failure is data, never the client's problem
             self._failed(job, exc, self._clock() - t0)
             return
@@ -131,7 +137,7 @@ class ShadowRunner:
         similarity: float | None = None
         if job.served_text.strip() and response.text.strip():
             try:
-                similarity = await self._similarity(job.served_text, response.text)
+                similarity = await job.similarity(job.served_text, response.text)
             except Exception:  # the encoder failing must not lose the row
                 log.warning("shadow similarity failed for %s", job.model, exc_info=True)
         if similarity is not None:
@@ -174,3 +180,16 @@ class ShadowRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def encoder_similarity(encoder: Encoder) -> Similarity:
+    """Cosine of two answers by ``encoder`` (L2-normalised vectors), in a worker thread."""
+
+    def cosine(a: str, b: str) -> float:
+        vectors, _ = encoder.encode_queries([a, b], batch_size=2)
+        return float(vectors[0] @ vectors[1])
+
+    async def similarity(a: str, b: str) -> float:
+        return await asyncio.to_thread(cosine, a, b)
+
+    return similarity
