@@ -107,9 +107,10 @@ def test_models_check_names_the_variant_and_the_shadow() -> None:
     cfg = ModelsConfig.model_validate(
         {
             "default_chain": ["a"],
-            "models": {n: {"provider": "openai", "base_url": "http://x", "model": n}
-                       for n in "abc"},
-        }  # fmt: skip
+            "models": {
+                n: {"provider": "openai", "base_url": "http://x", "model": n} for n in "abc"
+            },
+        }
     )
     good = route(variants=AB)
     cfg.check_chains(good.model_lists())
@@ -266,7 +267,7 @@ def test_a_failing_canary_is_rolled_back_even_when_the_fallback_saved_every_requ
     canary_users = [u for u in users if rollouts.choose("code", u).variant == "next"]  # type: ignore[union-attr]
     assert sample(metrics, "intent_router_canary_weight", route="code", variant="next") == 10
     with caplog.at_level(logging.WARNING, logger="intent_router.rollout.rollouts"):
-        for i, user in enumerate(users):
+        for i, user in enumerate(users):  # noqa: B007 (i is read after the loop)
             choice = rollouts.choose("code", user)
             assert choice is not None
             if choice.canary:  # c fails, a answers: the client saw an answer
@@ -278,7 +279,10 @@ def test_a_failing_canary_is_rolled_back_even_when_the_fallback_saved_every_requ
     assert rollouts.routes["code"].weights["next"] == 0.0
     assert i < 200  # ~10 canary requests at 10 %, plus the baseline's 10
     assert sample(metrics, "intent_router_canary_weight", route="code", variant="next") == 0
-    assert sample(metrics, "intent_router_canary_rollbacks_total", route="code", variant="next") == 1
+    rollbacks = sample(
+        metrics, "intent_router_canary_rollbacks_total", route="code", variant="next"
+    )
+    assert rollbacks == 1
     recovered = {"route": "code", "variant": "next", "outcome": "recovered"}
     assert sample(metrics, "intent_router_variant_requests_total", **recovered) == 10
     [warning] = [r for r in caplog.records if "rolled back" in r.getMessage()]

@@ -104,8 +104,7 @@ async def test_calls_over_the_cap_are_dropped_and_counted() -> None:
     shadows = runner(rows, metrics)
     policy = ShadowPolicy(models=["cand"], sample=1.0, max_in_flight=3)
     started = [
-        shadows.submit("code", policy, REQUEST, SERVED, f"req_{i}", call=upstream,
-                       similarity=same)  # fmt: skip
+        shadows.submit("code", policy, REQUEST, SERVED, f"req_{i}", call=upstream, similarity=same)
         for i in range(10)
     ]
     assert started == [1, 1, 1] + [0] * 7 and shadows.in_flight("code") == 3
