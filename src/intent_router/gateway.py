@@ -36,6 +36,9 @@ from intent_router.providers import (
     replay,
 )
 from intent_router.request_cache import CacheContext, CacheInfo, RequestCache, response_from
+from intent_router.rollout.assign import subject_for
+from intent_router.rollout.rollouts import Choice, Rollouts
+from intent_router.rollout.shadow import ShadowRunner, encoder_similarity
 from intent_router.routing.conversation import ConversationDecision, Turn
 from intent_router.routing.matcher import Decision
 from intent_router.service import RouterService
@@ -89,12 +92,15 @@ class Plan:
     vector: np.ndarray
     route: str | None = None
     conversation: ConversationDecision | None = None  # which turns decided the route
+    variant: Choice | None = None  # the route's variant (A/B, canary) this request got
 
     def to_dict(self) -> dict[str, Any]:
         if self.decision is None:
             return {"route": self.route, "pinned_model": self.pinned, "chain": self.chain}
         turns = self.conversation.to_dict() if self.conversation else {}
-        return {**self.decision.to_dict(), **turns, "pinned_model": None, "chain": self.chain}
+        variant = {"variant": self.variant.to_dict()} if self.variant else {}
+        return {**self.decision.to_dict(), **turns, **variant, "pinned_model": None,
+                "chain": self.chain}  # fmt: skip
 
 
 def early_pinned(model: str | None) -> str | None:
@@ -138,6 +144,11 @@ class Gateway:
         self.decision_log = decision_log
         self.log_prompts = log_prompts
         self.traffic = TrafficStats()  # what the console draws; fed by _log
+        self.rollouts = Rollouts(router.routes.routes, self.metrics.rollout)
+        self.shadows = ShadowRunner(
+            self.metrics.rollout, sink=decision_log.write if decision_log is not None else None
+        )
+        self._similarity = encoder_similarity(router.encoder)
         self.cache = (
             RequestCache(
                 cache,
@@ -156,7 +167,12 @@ class Gateway:
         if model != AUTO and model not in self.models.models:
             raise UnknownModelError(model, [AUTO, *sorted(self.models.models)])
 
-    async def plan(self, request: ChatRequest, model: str | None = None) -> Plan:
+    async def aclose(self) -> None:
+        await self.shadows.aclose()
+
+    async def plan(
+        self, request: ChatRequest, model: str | None = None, request_id: str = ""
+    ) -> Plan:
         if model is not None and model != AUTO:
             self.check_model(model)
             chain = [model, *self.models.models[model].fallbacks]
@@ -167,9 +183,11 @@ class Gateway:
         routed = await self.router.route_conversation(conversation_turns(request))
         decision = routed.decision
         chain = list(decision.chain) if decision.route else list(self.models.default_chain)
+        variant = self.rollouts.choose(decision.route, subject_for(None, request.user, request_id))
         return Plan(
+            variant=variant,
             decision=decision,
-            chain=chain,
+            chain=variant.chain if variant is not None else chain,
             pinned=None,
             text=text,
             vector=routed.vector,
@@ -257,7 +275,7 @@ class Gateway:
         if answer is not None:
             self._log(call, answer.plan, answer.response, cache=answer.cache)
             return answer.plan, None, answer
-        plan = await self.plan(request, model)
+        plan = await self.plan(request, model, call.request_id)
         ctx = self._context(plan, request, directives, early)
         hit = await self._lookup(ctx, plan)
         if hit is None:
@@ -326,6 +344,7 @@ class Gateway:
             raise
         info = await self._store(ctx, plan, response)
         self._log(call, plan, response, cache=info)
+        self._shadow(call, plan, request, response)
         return Answer(plan=plan, response=response, cache=info)
 
     async def stream(
@@ -373,6 +392,7 @@ class Gateway:
                     if isinstance(event, StreamDone):
                         final = event.response
                         info = await self._store(ctx, plan, final)
+                        self._shadow(call, plan, request, final)
                     elif isinstance(event, StreamError):
                         error = event.message
                     yield event
@@ -382,6 +402,18 @@ class Gateway:
                 self._log(call, plan, final, stream_error=error, cache=info)
 
         return OpenStream(plan, CacheInfo(hit=None), opened[0], relay())
+
+    def _shadow(self, call: Call, plan: Plan, request: ChatRequest, served: ChatResponse) -> None:
+        """Mirror a sampled, dispatched request to the route's shadow models (background)."""
+        policy = self.rollouts.shadows.get(plan.route) if plan.route is not None else None
+        if policy is None:
+            return
+
+        async def shadow_call(req: ChatRequest, model: str, route: str) -> ChatResponse:
+            return await self.dispatcher.complete(req, [model], route=route)
+
+        self.shadows.submit(plan.route or "", policy, request, served, call.request_id,
+                            call=shadow_call, similarity=self._similarity)  # fmt: skip
 
     def _first_token(self, call: Call, model: str) -> None:
         elapsed = time.perf_counter() - call.started
@@ -400,6 +432,10 @@ class Gateway:
         """Record the request: metrics, one log line, one decision-log row, the console."""
         record = self._record(call, plan, response, error, stream_error, cache)
         record.observe(self.metrics)
+        if plan.variant is not None and record.cache in (None, "stale"):  # it was dispatched
+            answered = record.outcome == "ok" and record.cache is None
+            self.rollouts.observe(plan.variant, record.attempts, answered=answered,
+                                  latency_s=record.latency_s)  # fmt: skip
         if self.decision_log is not None:
             self.decision_log.write(record.row())
         line = record.log_line()
@@ -427,6 +463,7 @@ class Gateway:
             similarity=cache.similarity if cache is not None else None,
             latency_s=time.perf_counter() - call.started,
             prompt=prompt_for_log(plan.text, self.log_prompts),
+            variant=plan.variant.variant if plan.variant is not None else None,
         )
         if response is not None:
             record.model, record.provider = response.model, response.provider

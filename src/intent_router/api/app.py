@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from intent_router.api import admission, completions, console, errors, messages
+from intent_router.api import admission, completions, console, errors, messages, rollouts
 from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
 from intent_router.cache import (
@@ -75,6 +75,8 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
             try:
                 yield {"service": service, "gateway": gateway}
             finally:
+                if gateway is not None:
+                    await gateway.aclose()
                 if decisions is not None:
                     await decisions.aclose()
                 if cache is not None:
@@ -87,6 +89,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.include_router(completions.router)
     app.include_router(messages.router)
     app.include_router(console.router)
+    app.include_router(rollouts.router)
     errors.install(app)
     admission.install(app, settings, metrics)
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals at the edge carry the id too

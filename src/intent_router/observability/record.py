@@ -40,6 +40,7 @@ class RequestRecord:
     stale_because: str | None = None  # the error a stale answer stood in for
     latency_s: float = 0.0
     prompt: str | None = None  # only when --log-prompts asks for it
+    variant: str | None = None  # the route's A/B or canary variant, when it has variants
 
     @property
     def upstream_s(self) -> float:
@@ -64,6 +65,7 @@ class RequestRecord:
             "decided_by": self.routing.get("decided_by"),
             "pinned_model": self.pinned,
             "chain": self.chain,
+            "variant": self.variant,
             "cache": self.cache,
             "cache_similarity": None if self.similarity is None else round(self.similarity, 4),
             "attempts": [_attempt(a) for a in self.attempts],
