@@ -16,7 +16,7 @@ routes (``code``, ``chitchat``); the response cache is off (every request is dis
    canary`` and ``canary: {min_requests: --min-requests}``; ``bad-model`` answers 500 to
    every call (no retries). Requests with distinct ``user`` values are sent one at a time
    until ``GET /admin/rollouts`` shows ``next`` at weight 0: ``canary_requests_until_
-   rollback`` counts them (all routes' requests count; only ``code`` queries are sent).
+   rollback`` counts them (the queries are ``code``'s own utterances: all go to ``code``).
    Then ``--after`` more requests: ``canary_calls_after_rollback`` must be 0.
 3. **Reload.** Failed requests during 10 reloads under load: needs ``POST /admin/reload``
    (issue 12, part A); when the server has no such endpoint the figure is ``null`` with the
@@ -73,12 +73,7 @@ CHITCHAT = [
     "how was your weekend",
     "nice to meet you",
 ]
-QUERIES = [
-    "write a python function that reverses a list",
-    "my go program panics with nil pointer dereference, why",
-    "write a bash loop over every file in a folder",
-    "how do I sort a dictionary by value in python",
-]
+QUERIES = CODE  # every request goes to `code`, the route with the shadow or the canary
 
 
 def write_config(folder: Path, fake: FakeUpstream, code_extra: dict[str, Any]) -> Settings:
@@ -159,7 +154,9 @@ async def shadow_phase(off: str, on: str, args: argparse.Namespace) -> dict[str,
                 arms = [("off", off), ("on", on)]
                 rng.shuffle(arms)
                 for arm, url in arms:
-                    seconds, status = await timed(client, url, body(QUERIES[(w + i) % 4]))
+                    seconds, status = await timed(
+                        client, url, body(QUERIES[(w + i) % len(QUERIES)])
+                    )
                     lat[arm].append(seconds)
                     failures += status != 200
 
@@ -194,7 +191,9 @@ async def canary_phase(url: str, fake: FakeUpstream, args: argparse.Namespace) -
     failures, sent, until = 0, 0, None
     async with httpx.AsyncClient(timeout=30) as client:
         while sent < args.max_canary_requests:
-            _, status = await timed(client, url, body(QUERIES[sent % 4], user=f"user-{sent}"))
+            _, status = await timed(
+                client, url, body(QUERIES[sent % len(QUERIES)], user=f"user-{sent}")
+            )
             sent += 1
             failures += status != 200
             state = (await client.get(f"{url}/admin/rollouts", headers=headers)).json()
@@ -204,7 +203,7 @@ async def canary_phase(url: str, fake: FakeUpstream, args: argparse.Namespace) -
                 break
         canary_calls = fake.calls("bad-up")
         for i in range(args.after):
-            _, status = await timed(client, url, body(QUERIES[i % 4], user=f"after-{i}"))
+            _, status = await timed(client, url, body(QUERIES[i % len(QUERIES)], user=f"after-{i}"))
             failures += status != 200
     return {
         "requests_until_rollback": until,
