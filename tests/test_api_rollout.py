@@ -102,7 +102,7 @@ def test_one_user_sees_one_variant_and_the_decision_row_says_which(
     ]
     with router(encoder, tmp_path, fake, {"variants": variants}) as url, httpx.Client() as client:
         seen: dict[str, set[str]] = {}
-        for round_ in range(4):
+        for _round in range(4):
             for i in range(12):
                 seen.setdefault(f"user-{i}", set()).add(answered_by(ask(client, url, f"user-{i}")))
         assert all(len(models) == 1 for models in seen.values()), seen

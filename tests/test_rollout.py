@@ -240,6 +240,18 @@ def failed(model: str, status: int = 500) -> Attempt:
     return Attempt(model, "openai", Outcome.FAILED, status, "boom", 10.0, None)
 
 
+def variant_of(rollouts: Rollouts, subject: Subject) -> str:
+    choice = rollouts.choose("code", subject)
+    assert choice is not None
+    return choice.variant
+
+
+def user_of(rollouts: Rollouts, variant: str) -> Subject:
+    """A user the route ``code`` assigns to ``variant``."""
+    users = (Subject("user", f"u{i}") for i in range(1000))
+    return next(u for u in users if variant_of(rollouts, u) == variant)
+
+
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
@@ -264,7 +276,7 @@ def test_a_failing_canary_is_rolled_back_even_when_the_fallback_saved_every_requ
     rollouts = Rollouts([route(variants=AB, canary={"min_requests": 10})], metrics.rollout,
                         clock=Clock())  # fmt: skip
     users = [Subject("user", f"u{i}") for i in range(500)]
-    canary_users = [u for u in users if rollouts.choose("code", u).variant == "next"]  # type: ignore[union-attr]
+    canary_users = [u for u in users if variant_of(rollouts, u) == "next"]
     assert sample(metrics, "intent_router_canary_weight", route="code", variant="next") == 10
     with caplog.at_level(logging.WARNING, logger="intent_router.rollout.rollouts"):
         for i, user in enumerate(users):  # noqa: B007 (i is read after the loop)
@@ -289,7 +301,7 @@ def test_a_failing_canary_is_rolled_back_even_when_the_fallback_saved_every_requ
     assert "route code variant next" in warning.getMessage()
     assert "error_rate" in warning.getMessage() and "1.000 over 10" in warning.getMessage()
     # after the rollback the canary's users are served by the baseline
-    assert {rollouts.choose("code", u).variant for u in canary_users} == {"stable"}  # type: ignore[union-attr]
+    assert {variant_of(rollouts, u) for u in canary_users} == {"stable"}
     state = rollouts.to_dict()["routes"]["code"]
     [stable, nxt] = state["variants"]
     assert nxt["weight"] == 0 and nxt["configured_weight"] == 10
@@ -315,11 +327,7 @@ def test_a_rollback_survives_a_reload_that_keeps_the_variants() -> None:
     metrics = Metrics().rollout
     first = Rollouts([route(variants=AB, canary={"min_requests": 1})], metrics, clock=Clock())
     for variant, attempts in (("stable", [ok("a")]), ("next", [failed("c"), ok("a")])):
-        user = next(
-            Subject("user", f"u{i}") for i in range(1000)
-            if first.choose("code", Subject("user", f"u{i}")).variant == variant  # type: ignore[union-attr]
-        )  # fmt: skip
-        choice = first.choose("code", user)
+        choice = first.choose("code", user_of(first, variant))
         assert choice is not None
         first.observe(choice, attempts, answered=True, latency_s=0.1)
     assert first.routes["code"].weights["next"] == 0
@@ -330,3 +338,19 @@ def test_a_rollback_survives_a_reload_that_keeps_the_variants() -> None:
     changed = Rollouts([route(variants=changed_ab)], metrics, clock=Clock())
     changed.carry_over(first)
     assert changed.routes["code"].weights["next"] == 10
+
+
+def test_a_canary_whose_breaker_is_open_counts_as_failing() -> None:
+    metrics = Metrics()
+    rollouts = Rollouts([route(variants=AB)], metrics.rollout, clock=Clock())
+    choice = rollouts.choose("code", user_of(rollouts, "next"))
+    assert choice is not None
+    skipped = Attempt("c", "openai", Outcome.SKIPPED, None, "breaker open", 0.0, None)
+    rollouts.observe(choice, [skipped, ok("a")], answered=True, latency_s=0.1)
+    cooling = Attempt("c", "openai", Outcome.SKIPPED, None, "cooling down after 429", 0.0, None)
+    rollouts.observe(choice, [cooling, ok("a")], answered=True, latency_s=0.1)
+    labels = {"route": "code", "variant": "next"}
+    assert (
+        sample(metrics, "intent_router_variant_requests_total", outcome="recovered", **labels) == 1
+    )
+    assert sample(metrics, "intent_router_variant_requests_total", outcome="ok", **labels) == 1

@@ -9,8 +9,9 @@ models followed by the baseline chain's (the heaviest non-canary variant), minus
 ``[new-coder, strong-coder, cheap-general]``. So a canary failure the fallback can cover
 never reaches the client, yet it still counts: a request is an **error** of its variant
 when any attempt on one of the variant's *own* models failed (for a canary: the models of
-its ``chain:``; for a baseline: its whole chain), or when no model answered. A request's
-own faults (400, 413, 422) are not errors. Latency is the whole request's.
+its ``chain:``; for a baseline: its whole chain) or was skipped because its breaker is
+open, or when no model answered. A request's own faults (400, 413, 422) are not errors.
+Latency is the whole request's.
 
 On a rollback the canary's weight becomes 0 (its subjects move to the other variants,
 nobody else moves), a warning names the route, the variant and the figures, the gauge
@@ -128,6 +129,14 @@ class RouteRollout:
         }
 
 
+def _failed(attempt: Attempt) -> bool:
+    """A failure of the model's own: a failed call (not the request's fault), or a call not
+    made because the model's breaker is open (the failures that opened it were its own)."""
+    if attempt.outcome is Outcome.SKIPPED:
+        return attempt.reason.startswith("breaker")
+    return attempt.outcome in FAILED and attempt.status not in REQUEST_FAULTS
+
+
 def _with_fallback(chain: Sequence[str], fallback: Sequence[str]) -> list[str]:
     return [*chain, *(m for m in fallback if m not in chain)]
 
@@ -177,10 +186,7 @@ class Rollouts:
         rollout = self.routes.get(choice.route)
         if rollout is None or choice.variant not in rollout.variants:
             return  # the routes were reloaded while the request ran
-        own_failed = any(
-            a.model in choice.own and a.outcome in FAILED and a.status not in REQUEST_FAULTS
-            for a in attempts
-        )
+        own_failed = any(a.model in choice.own and _failed(a) for a in attempts)
         outcome = "error" if not answered else "recovered" if own_failed else "ok"
         self.metrics.variant_requests.labels(choice.route, choice.variant, outcome).inc()
         rollout.monitor.record(choice.variant, error=outcome != "ok", latency_s=latency_s)
