@@ -18,9 +18,10 @@ routes (``code``, ``chitchat``); the response cache is off (every request is dis
    until ``GET /admin/rollouts`` shows ``next`` at weight 0: ``canary_requests_until_
    rollback`` counts them (the queries are ``code``'s own utterances: all go to ``code``).
    Then ``--after`` more requests: ``canary_calls_after_rollback`` must be 0.
-3. **Reload.** Failed requests during 10 reloads under load: needs ``POST /admin/reload``
-   (issue 12, part A); when the server has no such endpoint the figure is ``null`` with the
-   reason.
+3. **Reload.** ``--concurrency`` clients send without pause while ``POST /admin/reload``
+   is called 10 times, each after adding an utterance to ``chitchat.yaml`` (an incremental
+   build each time): ``reload_failed_requests`` counts the non-200 answers meanwhile. It
+   needs the admin endpoints of issue 12 part A; without them the figure is ``null``.
 
 ``client_visible_failures`` counts every non-200 answer of every phase. The last line
 printed is one JSON object.
@@ -130,8 +131,12 @@ def body(query: str, user: str | None = None) -> dict[str, Any]:
 
 
 async def timed(client: httpx.AsyncClient, url: str, payload: dict[str, Any]) -> tuple[float, int]:
+    """Latency and status of one chat request (status 0: no HTTP answer at all)."""
     t0 = time.perf_counter()
-    response = await client.post(f"{url}/v1/chat/completions", json=payload)
+    try:
+        response = await client.post(f"{url}/v1/chat/completions", json=payload)
+    except httpx.HTTPError:
+        return time.perf_counter() - t0, 0
     return time.perf_counter() - t0, response.status_code
 
 
@@ -214,13 +219,37 @@ async def canary_phase(url: str, fake: FakeUpstream, args: argparse.Namespace) -
     }
 
 
-async def reload_phase(url: str) -> dict[str, Any]:
+async def reload_phase(url: str, routes: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """10 reloads (each adds an utterance to ``chitchat``, so the index is rebuilt) while
+    ``--concurrency`` clients keep sending; counts every non-200 answer meanwhile."""
     headers = {"authorization": f"Bearer {ADMIN_KEY}"}
-    async with httpx.AsyncClient(timeout=30) as client:
-        probe = await client.post(f"{url}/admin/reload", headers=headers)
-    if probe.status_code in (404, 405):
-        return {"failed": None, "note": "no POST /admin/reload on this build (issue 12 part A)"}
-    return {"failed": None, "note": f"reload present (HTTP {probe.status_code}); not measured"}
+    async with httpx.AsyncClient(timeout=60) as client:
+        probe = await client.get(f"{url}/admin/config", headers=headers)
+        if probe.status_code == 404:
+            note = "no /admin/reload on this build (issue 12 part A not merged): not measured"
+            return {"failed": None, "requests": 0, "reloads": 0, "note": note}
+        stop, sent, failed = asyncio.Event(), 0, 0
+
+        async def load(w: int) -> None:
+            nonlocal sent, failed
+            i = 0
+            while not stop.is_set():
+                query = (QUERIES + CHITCHAT)[(w + i) % (len(QUERIES) + len(CHITCHAT))]
+                _, status = await timed(client, url, body(query))
+                sent, failed, i = sent + 1, failed + (status != 200), i + 1
+
+        workers = [asyncio.create_task(load(w)) for w in range(args.concurrency)]
+        statuses = []
+        chitchat = routes / "chitchat.yaml"
+        for n in range(10):
+            data = yaml.safe_load(chitchat.read_text())
+            data["utterances"].append(f"hello again, friend number {n}")
+            chitchat.write_text(yaml.safe_dump(data))
+            statuses.append((await client.post(f"{url}/admin/reload", headers=headers)).status_code)
+        stop.set()
+        await asyncio.gather(*workers)
+    note = f"reload statuses {sorted(set(statuses))}"
+    return {"failed": failed, "requests": sent, "reloads": len(statuses), "note": note}
 
 
 def main() -> None:
@@ -257,9 +286,9 @@ def main() -> None:
         can = stack.enter_context(router(tmp, "canary", fake, encoder, canary))
         shadowed = asyncio.run(shadow_phase(off, on, args))
         canaried = asyncio.run(canary_phase(can, fake, args))
-        reloaded = asyncio.run(reload_phase(off))
+        reloaded = asyncio.run(reload_phase(off, tmp / "off" / "routes", args))
     ratio = shadowed["p50_on_ms"] / shadowed["p50_off_ms"]
-    failures = shadowed["failures"] + canaried["failures"]
+    failures = shadowed["failures"] + canaried["failures"] + (reloaded["failed"] or 0)
     print(
         f"shadow: {shadowed['requests']} requests, {args.concurrency} clients, upstream "
         f"{args.latency_ms:.0f} ms, shadow model {args.shadow_delay_s * 1000:.0f} ms"
@@ -279,7 +308,10 @@ def main() -> None:
         f"calls to it afterwards: {canaried['canary_calls_after_rollback']}"
     )
     print(f"  verdict: {json.dumps(canaried['rolled_back'])}")
-    print(f"reload: {reloaded['note']}")
+    print(
+        f"reload: {reloaded['reloads']} reloads, {reloaded['requests']} requests meanwhile, "
+        f"{reloaded['failed']} failed ({reloaded['note']})"
+    )
     print(f"client-visible failures: {failures}")
     result = {
         "reload_failed_requests": reloaded["failed"],
