@@ -206,3 +206,25 @@ def test_a_failing_canary_is_rolled_back_and_no_client_sees_an_error(
     assert nxt["chain"] == ["bad", "good"]  # the canary falls back to the baseline's models
     assert nxt["rolled_back"]["reason"] == "error_rate"
     assert nxt["rolled_back"]["canary"]["error_rate"] == 1.0
+
+
+def test_a_streamed_answer_is_shadowed_as_a_plain_call(
+    encoder: Encoder, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    fake.reset()
+    code = {"chain": ["good"], "shadow": {"models": ["alt"], "sample": 1.0}}
+    body = {"model": "auto", "stream": True,
+            "messages": [{"role": "user", "content": CODE_QUERY}]}  # fmt: skip
+    with router(encoder, tmp_path, fake, code) as url, httpx.Client() as client:
+        with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            text = "".join(response.iter_text())
+        assert "[good-up]" in text and "[DONE]" in text
+        deadline = time.monotonic() + 10
+        while metric(client, url, "intent_router_shadow_requests_total", outcome="ok") == 0:
+            assert time.monotonic() < deadline, "the stream was not shadowed"
+            time.sleep(0.05)
+    [sent] = fake.bodies("alt-up")
+    assert sent.get("stream") in (None, False)
+    assert sent["messages"][-1]["content"] == CODE_QUERY
+    fake.reset()

@@ -5,19 +5,23 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
+from intent_router.access import ANONYMOUS, Principal
 from intent_router.errors import ModelsFileError, RouteFileError
 from intent_router.models import ModelsConfig
 from intent_router.observability.metrics import Metrics
-from intent_router.providers.base import Attempt, Outcome
+from intent_router.pipeline import Call, Exchange, Plan, stages
+from intent_router.providers.base import Attempt, ChatRequest, Message, Outcome
 from intent_router.rollout.assign import Subject, choose, subject_for
 from intent_router.rollout.canary import EDGES, CanaryMonitor, bucket_of
 from intent_router.rollout.policy import CanaryPolicy
-from intent_router.rollout.rollouts import Rollouts
+from intent_router.rollout.rollouts import Choice, Rollouts
 from intent_router.routing.loader import load_routes
 from intent_router.routing.schema import Route
 
@@ -354,3 +358,33 @@ def test_a_canary_whose_breaker_is_open_counts_as_failing() -> None:
         sample(metrics, "intent_router_variant_requests_total", outcome="recovered", **labels) == 1
     )
     assert sample(metrics, "intent_router_variant_requests_total", outcome="ok", **labels) == 1
+
+
+# -- the pipeline stage --------------------------------------------------------------------
+
+
+async def choose_for(rollouts: Rollouts, principal: Principal, user: str | None) -> Choice:
+    """Run the ``choose_variant`` stage on a request routed to ``code``."""
+    runtime: Any = SimpleNamespace(rollouts=rollouts)
+    request = ChatRequest(messages=[Message(role="user", content="write code")], user=user)
+    ex = Exchange(call=Call.now(None, "complete"), request=request, runtime=runtime,
+                  principal=principal)  # fmt: skip
+    ex.plan = Plan(decision=None, chain=["x"], pinned=None, text="write code",
+                   vector=np.zeros(0), route="code")  # fmt: skip
+    await stages.choose_variant(ex)
+    assert ex.plan.variant is not None and ex.plan.chain == ex.plan.variant.chain
+    return ex.plan.variant
+
+
+async def test_the_stage_assigns_by_key_then_user_then_request() -> None:
+    rollouts = Rollouts([route(variants=[{**AB[0], "weight": 50}, {**AB[1], "weight": 50}])],
+                        Metrics().rollout, clock=Clock())  # fmt: skip
+    keyed = Principal(key_id="key_7", name="ci")
+    by_key = [await choose_for(rollouts, keyed, f"user-{i}") for i in range(40)]
+    assert {c.variant for c in by_key} == {by_key[0].variant}
+    assert all(c.subject == Subject("key", "key_7") for c in by_key)
+    by_user = [await choose_for(rollouts, ANONYMOUS, f"user-{i % 2}") for i in range(40)]
+    assert len({(c.subject.value, c.variant) for c in by_user}) == 2
+    per_request = [await choose_for(rollouts, ANONYMOUS, None) for _ in range(40)]
+    assert all(c.subject.kind == "request" and not c.subject.sticky for c in per_request)
+    assert {c.variant for c in per_request} == {"stable", "next"}
