@@ -60,13 +60,14 @@ def test_a_route_file_with_variants_shadow_and_canary_loads(tmp_path: Path) -> N
         "shadow": {"models": ["d"], "sample": 0.25},
         "canary": {"min_requests": 5},
     }
-    loaded = load_routes(write_route(tmp_path / "r", body).parent).get("code")
+    routes = load_routes(write_route(tmp_path / "r", body).parent)
+    loaded = routes.get("code")
     assert [v.name for v in loaded.variants] == ["stable", "next"]
     assert loaded.shadow is not None and loaded.shadow.sample == 0.25
     assert loaded.canary is not None and loaded.canary.min_requests == 5
     assert loaded.canary.max_p95_ratio == 1.5  # unset keys take the defaults
     assert loaded.baseline_chain == ["a", "b"]
-    assert loaded.model_lists() == {
+    assert routes.model_lists() == loaded.model_lists() == {
         "code (variant stable)": ["a", "b"],
         "code (variant next)": ["c"],
         "code (shadow)": ["d"],

@@ -200,8 +200,10 @@ class Gateway:
         """Mirror a sampled, dispatched answer's request to the route's shadow models: in the
         background, on the runtime that served it (its dispatcher and encoder)."""
         rt, route, response = ex.runtime, ex.plan.route, ex.response
-        policy = rt.rollouts.shadows.get(route) if route is not None else None
-        if policy is None or response is None or ex.cache.hit is not None or route is None:
+        if route is None or response is None or ex.cache.hit is not None:
+            return  # no route, no answer, or an answer nobody was called for
+        policy = rt.rollouts.shadows.get(route)
+        if policy is None:
             return
 
         async def call(request: ChatRequest, model: str, on_route: str) -> ChatResponse:

@@ -53,9 +53,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
             metrics=metrics,
         )  # fmt: skip
         if models is not None:
-            models.check_chains(
-                {k: v for r in service.routes.routes for k, v in r.model_lists().items()}
-            )
+            models.check_chains(service.routes.model_lists())
         await service.start()
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
         cache = make_cache(settings, service.encoder) if models else None
