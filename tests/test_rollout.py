@@ -67,11 +67,15 @@ def test_a_route_file_with_variants_shadow_and_canary_loads(tmp_path: Path) -> N
     assert loaded.canary is not None and loaded.canary.min_requests == 5
     assert loaded.canary.max_p95_ratio == 1.5  # unset keys take the defaults
     assert loaded.baseline_chain == ["a", "b"]
-    assert routes.model_lists() == loaded.model_lists() == {
-        "code (variant stable)": ["a", "b"],
-        "code (variant next)": ["c"],
-        "code (shadow)": ["d"],
-    }
+    assert (
+        routes.model_lists()
+        == loaded.model_lists()
+        == {
+            "code (variant stable)": ["a", "b"],
+            "code (variant next)": ["c"],
+            "code (shadow)": ["d"],
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -389,3 +393,18 @@ async def test_the_stage_assigns_by_key_then_user_then_request() -> None:
     per_request = [await choose_for(rollouts, ANONYMOUS, None) for _ in range(40)]
     assert all(c.subject.kind == "request" and not c.subject.sticky for c in per_request)
     assert {c.variant for c in per_request} == {"stable", "next"}
+
+
+def test_a_rollback_decided_on_the_old_configuration_after_a_reload_holds_on_the_new() -> None:
+    metrics = Metrics().rollout
+    policy = {"min_requests": 1}
+    old = Rollouts([route(variants=AB, canary=policy)], metrics, clock=Clock())
+    in_flight = [old.choose("code", user_of(old, v)) for v in ("stable", "next")]
+    new = Rollouts([route(variants=AB, canary=policy)], metrics, clock=Clock())
+    new.carry_over(old)
+    stable, nxt = in_flight
+    assert stable is not None and nxt is not None
+    old.observe(stable, [ok("a")], answered=True, latency_s=0.1)  # finishing on the old one
+    old.observe(nxt, [failed("c"), ok("a")], answered=True, latency_s=0.1)
+    assert new.routes["code"].weights["next"] == 0
+    assert new.to_dict()["routes"]["code"]["variants"][1]["rolled_back"] is not None

@@ -206,18 +206,20 @@ class Rollouts:
         )  # fmt: skip
 
     def carry_over(self, previous: Rollouts) -> None:
-        """After a reload: keep the rollbacks (and windows) of routes whose variants did not
-        change; a route whose variants changed starts afresh."""
+        """After a reload: a route whose variants did not change keeps its current weights
+        and rollbacks (the same objects, so a request still finishing on the old
+        configuration that rolls a canary back rolls it back here too), and its windows if
+        its canary policy did not change; a route whose variants changed starts afresh."""
         for name, rollout in self.routes.items():
             old = previous.routes.get(name)
             if old is None or old.variants != rollout.variants:
                 continue
-            rollout.rollbacks = old.rollbacks
+            rollout.weights, rollout.rollbacks = old.weights, old.rollbacks
             if old.monitor.policy == rollout.monitor.policy:
                 rollout.monitor = old.monitor
-            for variant in old.rollbacks:
-                rollout.weights[variant] = 0.0
-                self.metrics.canary_weight.labels(name, variant).set(0.0)
+            for variant, weight in rollout.weights.items():
+                if rollout.variants[variant].canary:
+                    self.metrics.canary_weight.labels(name, variant).set(weight)
 
     def to_dict(self) -> dict[str, Any]:
         """Every route's variants, weights, window figures and rollbacks (``/admin/config``,
