@@ -6,12 +6,13 @@ Everything runs on 127.0.0.1 in this process: one :class:`FakeUpstream` (``--lat
 per call) and routers served with ``serve_in_thread``, sharing one encoder. Two small
 routes (``code``, ``chitchat``); the response cache is off (every request is dispatched).
 
-1. **Shadow.** Two routers that differ only in ``code``'s ``shadow:`` block: ``off`` (no
-   shadow) and ``on`` (``shadow: {models: [shadow-model], sample: 1.0}``, the shadow model
+1. **Shadow.** Three routers that differ only in ``code``'s ``shadow:`` block: ``off`` (no
+   shadow), ``on`` (``shadow: {models: [shadow-model], sample: 1.0}``, the shadow model
    answering after ``--shadow-delay-s``, then the similarity of the two answers computed
-   by the encoder). ``--concurrency`` clients each send, per round, one request to each
-   router in a random order (so both see the same machine load); ``shadow_p50_ratio`` is
-   p50(on) / p50(off) of the client-measured latency in that one run.
+   by the encoder) and ``bare`` (the same with ``similarity: false``). ``--concurrency``
+   clients each send, per round, one request to each router in a random order (so all
+   see the same machine load); ``shadow_p50_ratio`` is p50(on) / p50(off) of the
+   client-measured latency in that one run, ``shadow_bare_p50_ratio`` p50(bare) / p50(off).
 2. **Canary.** ``code`` has ``variants: stable [served-model] 80, next [bad-model] 20
    canary`` and ``canary: {min_requests: --min-requests}``; ``bad-model`` answers 500 to
    every call (no retries). Requests with distinct ``user`` values are sent one at a time
@@ -145,18 +146,18 @@ def p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def shadow_phase(off: str, on: str, args: argparse.Namespace) -> dict[str, Any]:
+async def shadow_phase(off: str, on: str, bare: str, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(7)
-    lat: dict[str, list[float]] = {"off": [], "on": []}
+    lat: dict[str, list[float]] = {"off": [], "on": [], "bare": []}
     failures = 0
     async with httpx.AsyncClient(timeout=30) as client:
-        for url in (off, on):  # warm-up
+        for url in (off, on, bare):  # warm-up
             await timed(client, url, body(QUERIES[0]))
 
         async def worker(w: int) -> None:
             nonlocal failures
             for i in range(args.rounds // args.concurrency):
-                arms = [("off", off), ("on", on)]
+                arms = [("off", off), ("on", on), ("bare", bare)]
                 rng.shuffle(arms)
                 for arm, url in arms:
                     seconds, status = await timed(
@@ -171,9 +172,10 @@ async def shadow_phase(off: str, on: str, args: argparse.Namespace) -> dict[str,
     return {
         "p50_off_ms": statistics.median(lat["off"]) * 1000,
         "p50_on_ms": statistics.median(lat["on"]) * 1000,
+        "p50_bare_ms": statistics.median(lat["bare"]) * 1000,
         "p95_off_ms": p(lat["off"], 0.95) * 1000,
         "p95_on_ms": p(lat["on"], 0.95) * 1000,
-        "requests": len(lat["on"]) + len(lat["off"]),
+        "requests": sum(len(v) for v in lat.values()),
         "shadow_ok": scrape(metrics, "intent_router_shadow_requests_total", 'outcome="ok"'),
         "shadow_dropped": scrape(
             metrics, "intent_router_shadow_requests_total", 'outcome="dropped"'
@@ -265,6 +267,7 @@ def main() -> None:
     os.environ["INTENT_ROUTER_ADMIN_KEY"] = ADMIN_KEY
     encoder = Encoder()
     shadow = {"shadow": {"models": ["shadow-model"], "sample": 1.0, "max_in_flight": 64}}
+    no_similarity = {"shadow": {**shadow["shadow"], "similarity": False}}
     canary = {
         "variants": [
             {"name": "stable", "chain": ["served-model"], "weight": 80},
@@ -283,11 +286,13 @@ def main() -> None:
         tmp = Path(tmp_name)
         off = stack.enter_context(router(tmp, "off", fake, encoder, {}))
         on = stack.enter_context(router(tmp, "on", fake, encoder, shadow))
+        bare = stack.enter_context(router(tmp, "bare", fake, encoder, no_similarity))
         can = stack.enter_context(router(tmp, "canary", fake, encoder, canary))
-        shadowed = asyncio.run(shadow_phase(off, on, args))
+        shadowed = asyncio.run(shadow_phase(off, on, bare, args))
         canaried = asyncio.run(canary_phase(can, fake, args))
         reloaded = asyncio.run(reload_phase(off, tmp / "off" / "routes", args))
     ratio = shadowed["p50_on_ms"] / shadowed["p50_off_ms"]
+    bare_ratio = shadowed["p50_bare_ms"] / shadowed["p50_off_ms"]
     failures = shadowed["failures"] + canaried["failures"] + (reloaded["failed"] or 0)
     print(
         f"shadow: {shadowed['requests']} requests, {args.concurrency} clients, upstream "
@@ -297,6 +302,10 @@ def main() -> None:
         f"  p50 served latency: off {shadowed['p50_off_ms']:.1f} ms, on "
         f"{shadowed['p50_on_ms']:.1f} ms (ratio {ratio:.3f}); p95 off "
         f"{shadowed['p95_off_ms']:.1f} ms, on {shadowed['p95_on_ms']:.1f} ms"
+    )
+    print(
+        f"  without the similarity: p50 {shadowed['p50_bare_ms']:.1f} ms "
+        f"(ratio {bare_ratio:.3f} to off)"
     )
     print(
         f"  shadow calls ok {shadowed['shadow_ok']:.0f}, dropped "
@@ -319,6 +328,7 @@ def main() -> None:
         "shadow_p50_ratio": round(ratio, 3),
         "shadow_p50_off_ms": round(shadowed["p50_off_ms"], 2),
         "shadow_p50_on_ms": round(shadowed["p50_on_ms"], 2),
+        "shadow_bare_p50_ratio": round(bare_ratio, 3),
         "shadow_p95_ratio": round(shadowed["p95_on_ms"] / shadowed["p95_off_ms"], 3),
         "shadow_calls_ok": int(shadowed["shadow_ok"]),
         "shadow_calls_dropped": int(shadowed["shadow_dropped"]),

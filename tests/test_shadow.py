@@ -163,3 +163,19 @@ async def test_close_cancels_calls_in_flight() -> None:
 async def test_similarity_by_the_encoder(encoder: Any, a: str, b: str, close: bool) -> None:
     cosine = await encoder_similarity(encoder)(a, b)
     assert (cosine > 0.8) is close and -1.0 <= cosine <= 1.0 + 1e-6
+
+
+async def test_similarity_off_records_everything_else() -> None:
+    rows: list[dict[str, Any]] = []
+    shadows = runner(rows, Metrics())
+    asked: list[str] = []
+
+    async def counting(a: str, b: str) -> float:
+        asked.append(b)
+        return 0.5
+
+    policy = ShadowPolicy(models=["cand"], sample=1.0, similarity=False)
+    shadows.submit("code", policy, REQUEST, SERVED, "r", call=Upstream(), similarity=counting)
+    await shadows.drain()
+    assert asked == [] and rows[0]["similarity"] is None
+    assert rows[0]["outcome"] == "ok" and rows[0]["cost_usd"] == 0.002

@@ -9,6 +9,7 @@
       models: [candidate-coder]
       sample: 0.1
       max_in_flight: 8               # shadow calls at once; beyond, a sample is dropped
+      similarity: true               # embed both answers for their cosine (router CPU)
     canary:                          # the automatic rollback of `canary: true` variants
       window_s: 300
       min_requests: 20
@@ -59,6 +60,8 @@ class ShadowPolicy(BaseModel):
     """Share of the route's answered requests mirrored to every shadow model."""
     max_in_flight: int = Field(default=8, ge=1)
     """Shadow calls of this route at once; a sampled request beyond it is dropped (counted)."""
+    similarity: bool = True
+    """Embed both answers to record their cosine (the router's encoder, so router CPU)."""
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:

@@ -49,7 +49,7 @@ class _Job:
     served_model: str
     served_text: str
     call: ShadowCall
-    similarity: Similarity
+    similarity: Similarity | None  # None: not measured (the route's shadow.similarity)
 
 
 class ShadowRunner:
@@ -99,7 +99,7 @@ class ShadowRunner:
                 continue
             self._in_flight[route] = self.in_flight(route) + 1
             job = _Job(request_id, route, model, mirrored, served.model, served.text,
-                       call, similarity)  # fmt: skip
+                       call, similarity if policy.similarity else None)  # fmt: skip
             task = asyncio.create_task(self._run(job), name=f"shadow-{route}-{model}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -135,7 +135,7 @@ class ShadowRunner:
         m.shadow_tokens.labels(job.model, "output").inc(response.output_tokens)
         m.shadow_cost.labels(job.route, job.model).inc(response.cost_usd or 0.0)
         similarity: float | None = None
-        if job.served_text.strip() and response.text.strip():
+        if job.similarity is not None and job.served_text.strip() and response.text.strip():
             try:
                 similarity = await job.similarity(job.served_text, response.text)
             except Exception:  # the encoder failing must not lose the row
