@@ -27,13 +27,16 @@ from intent_router.gateway import Gateway
 from intent_router.models import load_models
 from intent_router.observability.metrics import Metrics
 from intent_router.pipeline import Exchange, stages
+from intent_router.pipeline.runtime import Runtime
 from intent_router.providers import ChatRequest, Message
+from intent_router.rollout.rollouts import Rollouts
+from intent_router.routing.schema import Route
 from intent_router.service import RouterService
 from intent_router.testing import FakeUpstream
 
 CODE_Q = "write a python function that reverses a linked list"
 MATH_Q = "what is the derivative of x^3"
-NAMES = ("parse", "exact_cache", "embed_and_route", "semantic_cache")
+NAMES = ("parse", "exact_cache", "embed_and_route", "choose_variant", "semantic_cache")
 
 
 def ask(text: str) -> ChatRequest:
@@ -70,7 +73,8 @@ async def gateway(settings: Settings, encoder: Encoder) -> AsyncIterator[Gateway
     await router.start()
     async with httpx.AsyncClient() as client:
         dispatcher = Dispatcher(models, client, metrics=metrics)
-        yield Gateway(router, models, dispatcher, make_cache(settings, encoder), metrics=metrics)
+        runtime = Runtime.build(router, models, dispatcher, make_cache(settings, encoder), metrics)
+        yield Gateway(runtime, metrics=metrics)
     await router.aclose()
 
 
@@ -152,3 +156,23 @@ async def test_a_request_finishes_on_the_runtime_it_started_with(gateway: Gatewa
     gateway.runtime = started
     again = await gateway.complete(ask(CODE_Q))
     assert again.cache.hit == "exact"  # the stream was stored in the cache it started with
+
+
+async def test_a_runtime_swap_keeps_the_canary_rollbacks_of_unchanged_variants(
+    gateway: Gateway,
+) -> None:
+    variants = [
+        {"name": "stable", "chain": ["strong-coder"], "weight": 90},
+        {"name": "next", "chain": ["cheap-general"], "weight": 10, "canary": True},
+    ]
+    code = Route.model_validate({"name": "code", "utterances": ["x"], "variants": variants})
+    first = Rollouts([code], gateway.metrics.rollout)
+    gateway.runtime = dataclasses.replace(gateway.runtime, rollouts=first)
+    first.routes["code"].weights["next"] = 0.0  # as a rollback leaves it
+    second = Rollouts([code], gateway.metrics.rollout)
+    gateway.runtime = dataclasses.replace(gateway.runtime, rollouts=second)
+    assert gateway.rollouts is second and second.routes["code"].weights["next"] == 0.0
+    changed = code.model_copy(update={"variants": code.variants[:1]})
+    third = Rollouts([changed], gateway.metrics.rollout)
+    gateway.runtime = dataclasses.replace(gateway.runtime, rollouts=third)
+    assert gateway.rollouts.routes["code"].weights == {"stable": 90}

@@ -112,7 +112,7 @@ def load_configuration(
     if index.manifest["routes_fingerprint"] != routes.fingerprint:  # a build raced this one
         raise StaleIndexError(f"index {index.folder} does not match the route files")
     if models is not None:
-        models.check_chains({r.name: r.chain for r in routes.routes})
+        models.check_chains(routes.model_lists())
     models_fp = _digest(models.model_dump_json()) if models is not None else None
     route_fp, index_fp = routes_fingerprint(routes), index_fingerprint(index)
     version = Version(

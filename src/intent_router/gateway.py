@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from intent_router.access import ANONYMOUS, Principal
-from intent_router.cache import Directives, ResponseCache
-from intent_router.dispatch import Dispatcher
-from intent_router.models import ModelsConfig
+from intent_router.cache import Directives
 from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
 from intent_router.observability.prompt_log import LogPrompts
@@ -31,9 +29,17 @@ from intent_router.pipeline.exchange import (
 )
 from intent_router.pipeline.recorder import Recorder
 from intent_router.pipeline.runtime import Runtime
-from intent_router.providers import ChatRequest, DispatchEvent, StreamDone, StreamError, replay
+from intent_router.providers import (
+    ChatRequest,
+    ChatResponse,
+    DispatchEvent,
+    StreamDone,
+    StreamError,
+    replay,
+)
 from intent_router.request_cache import CacheInfo
-from intent_router.service import RouterService
+from intent_router.rollout.rollouts import Rollouts
+from intent_router.rollout.shadow import ShadowRunner, encoder_similarity
 
 __all__ = ["AUTO", "Answer", "Gateway", "OpenStream", "Plan", "Runtime", "routing_text"]
 
@@ -46,23 +52,42 @@ class Gateway:
     ``runtime`` is the ONE swap point of a configuration reload: each request reads it once
     (into its :class:`Exchange`) and finishes on that runtime; assigning a new
     :class:`Runtime` affects only the requests that start afterwards. Metrics, the decision
-    log and the traffic picture (the :class:`Recorder`) span runtimes.
+    log and the traffic picture (the :class:`Recorder`) span runtimes, and so do the shadow
+    calls in flight; a new runtime keeps the canary rollbacks of variants it did not change.
     """
 
     def __init__(
         self,
-        router: RouterService,
-        models: ModelsConfig,
-        dispatcher: Dispatcher,
-        cache: ResponseCache | None = None,
+        runtime: Runtime,
         *,
         metrics: Metrics | None = None,
         decision_log: DecisionLog | None = None,
         log_prompts: LogPrompts = "off",
     ) -> None:
-        self.metrics = metrics if metrics is not None else dispatcher.metrics
-        self.runtime = Runtime.build(router, models, dispatcher, cache, self.metrics)
+        self.metrics = metrics if metrics is not None else runtime.dispatcher.metrics
+        self._runtime = runtime
         self.recorder = Recorder(self.metrics, decision_log, log_prompts)
+        sink = decision_log.write if decision_log is not None else None
+        self.shadows = ShadowRunner(self.metrics.rollout, sink=sink)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    @runtime.setter
+    def runtime(self, new: Runtime) -> None:
+        """The swap: one reference; the rollbacks of unchanged variants carry over."""
+        new.rollouts.carry_over(self._runtime.rollouts)
+        self._runtime = new
+
+    @property
+    def rollouts(self) -> Rollouts:
+        """The variants, canaries and shadow policies in use (``GET /admin/rollouts``)."""
+        return self._runtime.rollouts
+
+    async def aclose(self) -> None:
+        """Cancel the shadow calls still running (server shutdown)."""
+        await self.shadows.aclose()
 
     @property
     def traffic(self) -> TrafficStats:
@@ -112,6 +137,7 @@ class Gateway:
         except Exception as exc:
             self._fail(ex, exc)
             raise
+        self._shadow(ex)
         self.recorder.record(ex)
         return ex.answer()
 
@@ -155,6 +181,7 @@ class Gateway:
                 if isinstance(event, StreamDone):
                     ex.response = event.response
                     await stages.store(ex)
+                    self._shadow(ex)
                 elif isinstance(event, StreamError):
                     ex.stream_error = event.message
                 yield event
@@ -162,6 +189,23 @@ class Gateway:
         finally:
             await opened.events.aclose()  # type: ignore[attr-defined]
             self.recorder.record(ex)
+
+    def _shadow(self, ex: Exchange) -> None:
+        """Mirror a sampled, dispatched answer's request to the route's shadow models: in the
+        background, on the runtime that served it (its dispatcher and encoder)."""
+        rt, route, response = ex.runtime, ex.plan.route, ex.response
+        if route is None or response is None or ex.cache.hit is not None:
+            return  # no route, no answer, or an answer nobody was called for
+        policy = rt.rollouts.shadows.get(route)
+        if policy is None:
+            return
+
+        async def call(request: ChatRequest, model: str, on_route: str) -> ChatResponse:
+            return await rt.dispatcher.complete(request, [model], route=on_route)
+
+        similarity = encoder_similarity(rt.router.encoder)
+        self.shadows.submit(route, policy, ex.request, response, ex.call.request_id,
+                            call=call, similarity=similarity)  # fmt: skip
 
     def _fail(self, ex: Exchange, exc: Exception) -> None:
         """A request that failed is still recorded: every request has its decision row."""

@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from intent_router.api import admin, admission, completions, console, errors, messages
+from intent_router.api import admin, admission, completions, console, errors, messages, rollouts
 from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
 from intent_router.cache import (
@@ -66,12 +66,9 @@ def create_app(
             first.activate()
             await first.start()
             gateway = None
-            if (runtime := first.runtime) is not None:
-                gateway = Gateway(
-                    runtime.router, runtime.models, runtime.dispatcher, cache, metrics=metrics,
-                    decision_log=decisions, log_prompts=settings.log_prompts,
-                )  # fmt: skip
-                gateway.runtime = runtime  # the configuration's own: reloads swap it
+            if first.runtime is not None:  # reloads swap gateway.runtime
+                gateway = Gateway(first.runtime, metrics=metrics, decision_log=decisions,
+                                  log_prompts=settings.log_prompts)  # fmt: skip
             reloader = Reloader(shared, first, gateway=gateway)
             app.state.reloader = reloader  # for sections other features add to /admin/config
             stop_signal = install_reload_signal(reloader) if reload_signal else None
@@ -80,6 +77,8 @@ def create_app(
             finally:
                 if stop_signal is not None:
                     stop_signal()
+                if gateway is not None:
+                    await gateway.aclose()
                 await reloader.aclose()
                 if decisions is not None:
                     await decisions.aclose()
@@ -93,6 +92,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(console.router)
     app.include_router(admin.router)
+    app.include_router(rollouts.router)
     errors.install(app)
     admission.install(app, settings, metrics)
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals at the edge carry the id too

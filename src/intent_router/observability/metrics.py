@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from intent_router.observability.rollout_metrics import RolloutMetrics
+
 PREFIX = "intent_router_"
 # Router-side work (embedding, cache, routing): from half a millisecond up.
 ROUTER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -140,6 +142,8 @@ class Metrics:
         self.decision_log_dropped = counter(
             "decision_log_dropped", "Decision rows dropped because the writer's queue was full."
         )
+        # -- variants, shadow calls, canaries (rollout)
+        self.rollout = RolloutMetrics(r)
 
     def declare_routes(self, routes: list[str]) -> None:
         """The route names a ``route`` label may take (anything else is ``other``)."""

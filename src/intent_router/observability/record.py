@@ -41,6 +41,7 @@ class RequestRecord:
     latency_s: float = 0.0
     prompt: str | None = None  # only when --log-prompts asks for it
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (model, why) off the chain
+    variant: str | None = None  # the route's A/B or canary variant, when it has variants
 
     @property
     def upstream_s(self) -> float:
@@ -65,6 +66,7 @@ class RequestRecord:
             "decided_by": self.routing.get("decided_by"),
             "pinned_model": self.pinned,
             "chain": self.chain,
+            "variant": self.variant,
             "cache": self.cache,
             "cache_similarity": None if self.similarity is None else round(self.similarity, 4),
             "attempts": [_attempt(a) for a in self.attempts],

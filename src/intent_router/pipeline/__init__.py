@@ -2,7 +2,8 @@
 
 ::
 
-    parse → exact cache → embed and route → semantic cache → dispatch → store → record
+    parse → exact cache → embed and route → choose variant → semantic cache → dispatch
+          → store → (shadow calls, in the background) → record
 
 * :mod:`.exchange` — the per-request context: the call (id, endpoint, start), the
   ChatRequest, cache directives, the ``principal``, the plan, ``skipped`` models, cache

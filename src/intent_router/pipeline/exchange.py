@@ -23,6 +23,7 @@ from intent_router.observability.record import new_request_id
 from intent_router.pipeline.runtime import Runtime
 from intent_router.providers import ChatRequest, ChatResponse, DispatchEvent
 from intent_router.request_cache import CacheContext, CacheInfo
+from intent_router.rollout.rollouts import Choice
 from intent_router.routing.conversation import ConversationDecision, Turn
 from intent_router.routing.matcher import Decision
 
@@ -55,12 +56,15 @@ class Plan:
     vector: np.ndarray
     route: str | None = None
     conversation: ConversationDecision | None = None  # which turns decided the route
+    variant: Choice | None = None  # the route's variant (A/B, canary) this request got
 
     def to_dict(self) -> dict[str, Any]:
         if self.decision is None:
             return {"route": self.route, "pinned_model": self.pinned, "chain": self.chain}
         turns = self.conversation.to_dict() if self.conversation else {}
-        return {**self.decision.to_dict(), **turns, "pinned_model": None, "chain": self.chain}
+        variant = {"variant": self.variant.to_dict()} if self.variant is not None else {}
+        return {**self.decision.to_dict(), **turns, **variant, "pinned_model": None,
+                "chain": self.chain}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ class Recorder:
     def record(self, ex: Exchange) -> None:
         record = self.request_record(ex)
         record.observe(self.metrics)
+        if ex.plan.variant is not None and record.cache in (None, "stale"):  # dispatched
+            answered = record.outcome == "ok" and record.cache is None
+            ex.runtime.rollouts.observe(ex.plan.variant, record.attempts, answered=answered,
+                                        latency_s=record.latency_s)  # fmt: skip
         if self.decision_log is not None:
             self.decision_log.write(record.row())
         line = record.log_line()
@@ -63,6 +67,7 @@ class Recorder:
             latency_s=time.perf_counter() - call.started,
             prompt=prompt_for_log(plan.text, self.log_prompts),
             skipped=list(ex.skipped),
+            variant=plan.variant.variant if plan.variant is not None else None,
         )
         if response is not None:
             record.model, record.provider = response.model, response.provider

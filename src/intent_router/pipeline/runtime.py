@@ -17,6 +17,7 @@ from intent_router.dispatch import Dispatcher
 from intent_router.models import ModelsConfig
 from intent_router.observability.metrics import Metrics
 from intent_router.request_cache import RequestCache
+from intent_router.rollout.rollouts import Rollouts
 from intent_router.service import RouterService
 
 
@@ -28,6 +29,7 @@ class Runtime:
     models: ModelsConfig
     dispatcher: Dispatcher
     cache: RequestCache | NullCache
+    rollouts: Rollouts  # the routes' variants, canary windows and shadow policies
 
     @classmethod
     def build(
@@ -39,8 +41,10 @@ class Runtime:
         metrics: Metrics | None,
     ) -> Runtime:
         """The runtime of one configuration; ``cache=None`` (cache off) gives a NullCache."""
+        rollout_metrics = (metrics if metrics is not None else dispatcher.metrics).rollout
+        rollouts = Rollouts(router.routes.routes, rollout_metrics)
         if cache is None:
-            return cls(router, models, dispatcher, NullCache())
+            return cls(router, models, dispatcher, NullCache(), rollouts)
         request_cache = RequestCache(
             cache,
             router.routes,
@@ -50,4 +54,4 @@ class Runtime:
             index_fingerprint=f"{router.index.manifest['routes_fingerprint']}|{router.encoder.id}",
             metrics=metrics,
         )
-        return cls(router, models, dispatcher, request_cache)
+        return cls(router, models, dispatcher, request_cache, rollouts)

@@ -9,6 +9,7 @@ metrics and logs, which outlive a runtime).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from intent_router.pipeline.exchange import (
 )
 from intent_router.providers import DispatchEvent
 from intent_router.request_cache import response_from
+from intent_router.rollout.assign import subject_for
 
 Stage = Callable[[Exchange], Awaitable[None]]
 
@@ -76,6 +78,18 @@ async def embed_and_route(ex: Exchange) -> None:
     )
 
 
+async def choose_variant(ex: Exchange) -> None:
+    """A route with variants: the one this caller gets (sticky by key, else ``user``, else
+    per request) replaces the chain; a canary's chain ends with the baseline's models."""
+    principal = ex.principal
+    subject = subject_for(
+        None if principal.anonymous else principal.key_id, ex.request.user, ex.call.request_id
+    )
+    choice = ex.runtime.rollouts.choose(ex.plan.route, subject)
+    if choice is not None:
+        ex.plan = dataclasses.replace(ex.plan, chain=choice.chain, variant=choice)
+
+
 async def semantic_cache(ex: Exchange) -> None:
     """A similar question answered before, inside the routed scope."""
     plan, cache = ex.plan, ex.runtime.cache
@@ -91,7 +105,7 @@ async def semantic_cache(ex: Exchange) -> None:
         serve(ex, hit)
 
 
-PREPARE: tuple[Stage, ...] = (parse, exact_cache, embed_and_route, semantic_cache)
+PREPARE: tuple[Stage, ...] = (parse, exact_cache, embed_and_route, choose_variant, semantic_cache)
 
 
 async def prepare(ex: Exchange, stages: tuple[Stage, ...] = PREPARE) -> None:

@@ -69,6 +69,11 @@ class RouteSet:
                 return route
         raise KeyError(name)
 
+    def model_lists(self) -> dict[str, list[str]]:
+        """Every list of models the routes name (chains, variants, shadows), for the check
+        against the models file: ``{"code": [...], "chat (variant b)": [...], ...}``."""
+        return {where: models for r in self.routes for where, models in r.model_lists().items()}
+
     @property
     def fingerprint(self) -> str:
         """Hash of everything the index is built from (names, utterances, negatives, kinds).

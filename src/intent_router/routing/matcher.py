@@ -126,7 +126,7 @@ class Matcher:
             ],
             dtype=np.float32,
         )
-        self.chains = [list(routes.get(name).chain) for name in self.names]
+        self.chains = [routes.get(name).baseline_chain for name in self.names]
 
     def scores(self, vectors: Vectors) -> np.ndarray:
         return np.asarray(self.scorer.scores(vectors), dtype=np.float32)

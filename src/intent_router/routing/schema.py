@@ -5,7 +5,9 @@ Unknown keys are refused (``extra="forbid"``), so a typo never silently becomes 
 Two kinds of route file:
 
 * ``kind: route`` (the default): utterances that mean the route, optional ``negatives``
-  (requests that must *not* go to it), a chain, a threshold and a cache policy;
+  (requests that must *not* go to it), a chain (or weighted ``variants`` of it, with
+  ``shadow`` models and a ``canary`` policy: :mod:`intent_router.rollout.policy`), a
+  threshold and a cache policy;
 * ``kind: none``: utterances that belong to **no** route. A query that lands among them is
   refused (out of scope → the default chain). Such a file takes only ``name``,
   ``description``, ``kind`` and ``utterances``; a chain, threshold, negatives or cache
@@ -30,6 +32,7 @@ from pydantic import (
 )
 
 from intent_router.cache.policy import RouteCachePolicy
+from intent_router.rollout.policy import CanaryPolicy, ShadowPolicy, Variant, check_variants
 
 RouteName = Annotated[
     str,
@@ -41,7 +44,7 @@ ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 _SPACES = re.compile(r"\s+")
 
 NONE_KIND = "none"
-NONE_ROUTE_REFUSES = ("negatives", "threshold", "chain", "cache")
+NONE_ROUTE_REFUSES = ("negatives", "threshold", "chain", "cache", "variants", "shadow", "canary")
 """Keys a ``kind: none`` route may not have: it is never chosen, so they would mean nothing."""
 
 
@@ -66,6 +69,11 @@ class Route(BaseModel):
     chain: list[ModelName] = Field(default_factory=list)
     cache: RouteCachePolicy | None = None
     """Per-route response-cache policy; unset keys take the global defaults."""
+    variants: list[Variant] = Field(default_factory=list)
+    """Weighted chains (A/B, canary) in place of ``chain``."""
+    shadow: ShadowPolicy | None = None
+    canary: CanaryPolicy | None = None
+    """When ``canary: true`` variants are rolled back (defaults when unset)."""
 
     @property
     def is_none(self) -> bool:
@@ -82,6 +90,45 @@ class Route(BaseModel):
                         f"item {i} is {type(item).__name__} {item!r}, not a string "
                         "(quote it in YAML)"
                     )
+        return value
+
+    @property
+    def baseline_chain(self) -> list[str]:
+        """The chain, or the heaviest non-canary variant's (what a canary falls back to)."""
+        if not self.variants:
+            return list(self.chain)
+        baseline = [v for v in self.variants if not v.canary]
+        return list(max(baseline, key=lambda v: v.weight).chain)
+
+    def model_lists(self) -> dict[str, list[str]]:
+        """Every list of models the route names, by where (for the models-file check)."""
+        lists: dict[str, list[str]] = {}
+        if self.variants:
+            for variant in self.variants:
+                lists[f"{self.name} (variant {variant.name})"] = list(variant.chain)
+        else:
+            lists[self.name] = list(self.chain)
+        if self.shadow is not None:
+            lists[f"{self.name} (shadow)"] = list(self.shadow.models)
+        return lists
+
+    @field_validator("variants")
+    @classmethod
+    def _variants_or_chain(cls, value: list[Variant], info: ValidationInfo) -> list[Variant]:
+        if value and info.data.get("chain"):
+            raise ValueError(
+                "a route takes `chain` or `variants`, not both (put the chain in a variant)"
+            )
+        return check_variants(value)
+
+    @field_validator("canary")
+    @classmethod
+    def _canary_needs_one(
+        cls, value: CanaryPolicy | None, info: ValidationInfo
+    ) -> CanaryPolicy | None:
+        variants = info.data.get("variants") or []
+        if value is not None and not any(v.canary for v in variants):
+            raise ValueError("no variant has `canary: true`, so the canary policy means nothing")
         return value
 
     @field_validator(*NONE_ROUTE_REFUSES)
