@@ -40,6 +40,9 @@ class RequestRecord:
     stale_because: str | None = None  # the error a stale answer stood in for
     latency_s: float = 0.0
     prompt: str | None = None  # only when --log-prompts asks for it
+    max_tokens: int | None = None  # the request's parameters, for traces (not in the row)
+    temperature: float | None = None
+    traceparent: str | None = None  # the caller's W3C trace context, continued by traces
 
     @property
     def upstream_s(self) -> float:
