@@ -26,6 +26,7 @@ from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
 from intent_router.observability.prompt_log import LogPrompts, prompt_for_log
 from intent_router.observability.record import RequestRecord, new_request_id
+from intent_router.observability.tracing import NullTracer, Tracer
 from intent_router.observability.traffic import TrafficStats, event_from_log_line
 from intent_router.providers import (
     ChatRequest,
@@ -130,6 +131,7 @@ class Gateway:
         metrics: Metrics | None = None,
         decision_log: DecisionLog | None = None,
         log_prompts: LogPrompts = "off",
+        tracer: Tracer | None = None,
     ) -> None:
         self.router = router
         self.models = models
@@ -137,6 +139,7 @@ class Gateway:
         self.metrics = metrics if metrics is not None else dispatcher.metrics
         self.decision_log = decision_log
         self.log_prompts = log_prompts
+        self.tracer = tracer or NullTracer()
         self.traffic = TrafficStats()  # what the console draws; fed by _log
         self.cache = (
             RequestCache(
@@ -400,6 +403,7 @@ class Gateway:
         """Record the request: metrics, one log line, one decision-log row, the console."""
         record = self._record(call, plan, response, error, stream_error, cache)
         record.observe(self.metrics)
+        self.tracer.record(record)
         if self.decision_log is not None:
             self.decision_log.write(record.row())
         line = record.log_line()

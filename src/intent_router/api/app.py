@@ -26,9 +26,10 @@ from intent_router.config import Settings
 from intent_router.dispatch import Dispatcher
 from intent_router.embedding.encoder import Encoder
 from intent_router.gateway import Gateway
-from intent_router.models import load_models
+from intent_router.models import ModelsConfig, load_models
 from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
+from intent_router.observability.tracing import Tracer, make_tracer
 from intent_router.service import RouterService
 
 
@@ -37,10 +38,13 @@ class State(TypedDict):
     gateway: Gateway | None
 
 
-def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, encoder: Encoder | None = None, tracer: Tracer | None = None
+) -> FastAPI:
     """Build the app; the encoder, index and clients are loaded when the lifespan starts.
 
-    ``encoder`` lets a caller that already loaded the model (the CLI, tests) share it.
+    ``encoder`` lets a caller that already loaded the model (the CLI, tests) share it;
+    ``tracer`` replaces the one ``settings.otel`` asks for (the app shuts it down).
     """
 
     metrics = Metrics()  # this app's own registry (many apps may share a process)
@@ -64,15 +68,17 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
             decisions = make_decision_log(settings, metrics) if dispatcher else None
             if decisions is not None:
                 decisions.start()
+            traces = tracer or make_tracer(settings.otel and bool(dispatcher), upstream_ids(models))
             gateway = (
                 Gateway(service, models, dispatcher, cache, metrics=metrics,
-                        decision_log=decisions, log_prompts=settings.log_prompts)
+                        decision_log=decisions, log_prompts=settings.log_prompts, tracer=traces)
                 if models and dispatcher
                 else None
             )  # fmt: skip
             try:
                 yield {"service": service, "gateway": gateway}
             finally:
+                traces.shutdown()  # flushes the spans still queued
                 if decisions is not None:
                     await decisions.aclose()
                 if cache is not None:
@@ -141,3 +147,8 @@ def make_decision_log(settings: Settings, metrics: Metrics) -> DecisionLog | Non
         keep=settings.decision_log_keep,
         max_queue=settings.decision_log_queue,
     )
+
+
+def upstream_ids(models: ModelsConfig | None) -> dict[str, str]:
+    """Each model name's upstream model id (what a trace's attempt span names)."""
+    return {name: spec.model for name, spec in models.models.items()} if models else {}
