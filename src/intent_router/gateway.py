@@ -26,6 +26,7 @@ from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
 from intent_router.observability.prompt_log import LogPrompts, prompt_for_log
 from intent_router.observability.record import RequestRecord, new_request_id
+from intent_router.observability.trace_context import caller_traceparent
 from intent_router.observability.tracing import NullTracer, Tracer
 from intent_router.observability.traffic import TrafficStats, event_from_log_line
 from intent_router.providers import (
@@ -431,6 +432,7 @@ class Gateway:
             similarity=cache.similarity if cache is not None else None,
             latency_s=time.perf_counter() - call.started,
             prompt=prompt_for_log(plan.text, self.log_prompts),
+            traceparent=caller_traceparent(),
         )
         if response is not None:
             record.model, record.provider = response.model, response.provider

@@ -1,6 +1,10 @@
-"""What a trace says about a finished request (no OpenTelemetry needed: plain span data)."""
+"""What a trace says about a finished request (plain span data, no OpenTelemetry needed),
+and the server without the [otel] extra."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 from intent_router.observability.record import RequestRecord
 from intent_router.observability.spans import SpanData, request_span
@@ -127,3 +131,28 @@ def test_a_failed_request_carries_its_error_type() -> None:
     assert skipped.attributes["intent_router.attempt.outcome"] == "skipped"
     broken = request_span(fallback_record(outcome="stream_error", reason="upstream cut"))
     assert broken.error == "stream_error" and broken.attributes["error.type"] == "stream_error"
+
+
+BLOCK_OTEL_EXTRA = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.startswith(("opentelemetry.sdk", "opentelemetry.exporter")):
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Block())
+import intent_router.api.app
+from intent_router.observability.tracing import NullTracer, make_tracer
+assert isinstance(make_tracer(False), NullTracer)
+from intent_router.cli import main
+sys.exit(main(["serve", "--otel", "--routes", "no-such-folder"]))
+"""
+
+
+def test_without_the_extra_tracing_is_off_and_asking_for_it_names_the_extra() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_OTEL_EXTRA], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert "traces need the [otel] extra" in done.stderr
+    assert "pip install 'intent-router[otel]'" in done.stderr
+    assert "Traceback" not in done.stderr
