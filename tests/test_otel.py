@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,6 @@ UPSTREAM = {"strong-coder": "claude-up", "cheap-general": "gpt-up", "fast-small"
 FALLBACK_Q = "implement a linked list in C"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as server:
-        yield server
 
 
 def chat(url: str, rid: str, content: str, headers: dict[str, str] | None = None,

@@ -97,21 +97,26 @@ def request_span(record: RequestRecord, upstream_ids: Mapping[str, str] | None =
 
 
 def _request_params(record: RequestRecord) -> dict[str, Value]:
-    params: dict[str, Value] = {}
-    if record.max_tokens is not None:
-        params["gen_ai.request.max_tokens"] = record.max_tokens
-    if record.temperature is not None:
-        params["gen_ai.request.temperature"] = record.temperature
-    return params
+    return _known(
+        {
+            "gen_ai.request.max_tokens": record.max_tokens,
+            "gen_ai.request.temperature": record.temperature,
+        }
+    )
 
 
 def _usage(record: RequestRecord) -> dict[str, Value]:
-    usage: dict[str, Value] = {}
-    if record.input_tokens is not None:
-        usage["gen_ai.usage.input_tokens"] = record.input_tokens
-    if record.output_tokens is not None:
-        usage["gen_ai.usage.output_tokens"] = record.output_tokens
-    return usage
+    return _known(
+        {
+            "gen_ai.usage.input_tokens": record.input_tokens,
+            "gen_ai.usage.output_tokens": record.output_tokens,
+        }
+    )
+
+
+def _known(values: Mapping[str, Value | None]) -> dict[str, Value]:
+    """The attributes whose value is known (a span attribute cannot be null)."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _attempt_spans(
