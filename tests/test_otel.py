@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -11,6 +13,9 @@ import pytest
 pytest.importorskip("opentelemetry.sdk")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
@@ -122,3 +127,49 @@ def test_redacted_prompts_reach_the_trace_redacted(
         "translate this sentence into french: write to <EMAIL>"
     )
     assert "jane.doe" not in values(spans)
+
+
+class Collector(BaseHTTPRequestHandler):
+    """A stand-in OTLP/HTTP collector: keeps each decoded export request."""
+
+    received: ClassVar[list[ExportTraceServiceRequest]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        if self.path == "/v1/traces":
+            self.received.append(ExportTraceServiceRequest.FromString(body))
+        self.send_response(200 if self.path == "/v1/traces" else 404)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_serve_with_otel_exports_over_otlp_http_to_the_configured_endpoint(
+    fake: FakeUpstream, encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.reset()
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{collector.server_port}")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "router-under-test")
+    Collector.received.clear()
+    try:
+        settings = make_settings(tmp_path, fake, otel=True)
+        with serve_in_thread(create_app(settings, encoder=encoder)) as url:
+            assert chat(url, "t-otlp", "hi there, how are you today").status_code == 200
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    resources = [r for request in Collector.received for r in request.resource_spans]
+    service = {a.key: a.value.string_value for r in resources for a in r.resource.attributes}
+    assert service["service.name"] == "router-under-test"
+    spans = [s for r in resources for scope in r.scope_spans for s in scope.spans]
+    names = sorted(s.name for s in spans)
+    assert names == ["chat auto", "chat small-up"]  # the upstream id, from the models file
+    root = next(s for s in spans if s.name == "chat auto")
+    attrs = {a.key: a.value for a in root.attributes}
+    assert attrs["intent_router.request_id"].string_value == "t-otlp"
+    assert attrs["intent_router.route"].string_value == "chitchat"
