@@ -58,7 +58,7 @@ class OtelTracer:
         self._tracer = self.provider.get_tracer(SCOPE)
         self._propagator = TraceContextTextMapPropagator()
         self._queue: queue.Queue[RequestRecord | None] = queue.Queue(max_queue)
-        self._warned = False
+        self._warned: set[str] = set()
         self._worker = threading.Thread(target=self._run, name="intent-router-traces", daemon=True)
         self._worker.start()
 
@@ -102,8 +102,8 @@ class OtelTracer:
             self._warn_once("could not build the trace of a request", exc_info=True)
 
     def _warn_once(self, message: str, *, exc_info: bool = False) -> None:
-        if not self._warned:
-            self._warned = True
+        if message not in self._warned:
+            self._warned.add(message)
             log.warning(message, exc_info=exc_info)
 
     def _parent(self, traceparent: str | None) -> Context | None:
