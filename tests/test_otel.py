@@ -85,6 +85,8 @@ def test_a_routed_request_with_a_fallback_continues_the_callers_trace(
     assert attrs["gen_ai.response.model"] == "cheap-general"
     assert attrs["intent_router.route"] == "code"
     assert attrs["intent_router.cache.tier"] == "miss"
+    assert attrs["gen_ai.request.max_tokens"] == 64
+    assert attrs["gen_ai.request.temperature"] == 0.3
     assert float(attrs["intent_router.score"]) > 0.5  # type: ignore[arg-type]
     assert int(attrs["gen_ai.usage.input_tokens"]) > 0  # type: ignore[call-overload]
     assert int(attrs["gen_ai.usage.output_tokens"]) > 0  # type: ignore[call-overload]
