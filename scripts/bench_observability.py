@@ -4,8 +4,10 @@ Builds a realistic :class:`RequestRecord` (a routed request with five candidates
 attempts, one retried) and times, in one run: ``observe`` (histograms and counters),
 ``row`` + queueing it on a :class:`DecisionLog` (no writer: the queue drops when full, as
 under a stalled disk), and ``log_line`` + ``json.dumps``. Then the writer's throughput:
-rows written per second through the real thread and file. Prints a report and one JSON
-line.
+rows written per second through the real thread and file. With the ``[otel]`` extra, also
+traces: queueing the record for the trace worker (what the request pays) and the worker's
+throughput building and batching the spans (in the background). Prints a report and one
+JSON line.
 
     PYTHONPATH=src python scripts/bench_observability.py [--n 20000]
 """
@@ -67,6 +69,24 @@ async def writer_rows_per_s(folder: Path, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def trace_costs(records: list[RequestRecord]) -> tuple[float, float] | None:
+    """(us per request to queue a record, records/s the trace worker turns into spans)."""
+    try:
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        from intent_router.observability.otel import OtelTracer
+    except ImportError:
+        return None
+    tracer = OtelTracer(InMemorySpanExporter(), max_queue=len(records) + 1)
+    t0 = time.perf_counter()
+    queued = per_call_us(lambda i: tracer.record(records[i]), len(records))
+    tracer.flush()
+    rate = len(records) / (time.perf_counter() - t0)
+    tracer.shutdown()
+    assert tracer.dropped == 0
+    return queued, rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=20_000)
@@ -83,6 +103,7 @@ def main() -> None:
         line = per_call_us(lambda i: json.dumps(records[i].log_line()), args.n)
         build = per_call_us(sample_record, args.n)
         rate = asyncio.run(writer_rows_per_s(Path(tmp), args.n))
+    traces = trace_costs(records)
     total = observe + row + line
     print(f"{args.n} requests recorded (one process, one run)")
     print(f"  metrics observe:            {observe:7.1f} us/request")
@@ -91,6 +112,11 @@ def main() -> None:
     print(f"  total recording:            {total:7.1f} us/request "
           f"({total / build:.1f}x building the record)")  # fmt: skip
     print(f"  writer: {rate:,.0f} rows/s through the thread and file")
+    if traces is None:
+        print("  traces: the [otel] extra is not installed")
+    else:
+        print(f"  traces: {traces[0]:.1f} us/request to queue ({traces[0] / observe:.2f}x "
+              f"observe); worker {traces[1]:,.0f} requests/s into spans")  # fmt: skip
     result = {
         "n": args.n,
         "observe_us": round(observe, 2),
@@ -99,6 +125,9 @@ def main() -> None:
         "total_us": round(total, 2),
         "total_vs_build_ratio": round(total / build, 2),
         "writer_rows_per_s": round(rate),
+        "trace_queue_us": None if traces is None else round(traces[0], 2),
+        "trace_queue_vs_observe_ratio": None if traces is None else round(traces[0] / observe, 3),
+        "trace_worker_requests_per_s": None if traces is None else round(traces[1]),
     }
     print(json.dumps(result))
 

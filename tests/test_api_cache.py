@@ -13,15 +13,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from tests.cache_fixtures import redis_server  # noqa: F401 - a fixture
 from tests.conftest import SMALL_ROUTES
+from tests.redis_server import RedisServer
 from tests.test_api_completions import write_models
 
 from intent_router.api.app import create_app
 from intent_router.config import Settings
 from intent_router.embedding.encoder import Encoder
 from intent_router.testing import FakeUpstream, Fault
-from intent_router.testing.cache_fixtures import redis_server  # noqa: F401 - a fixture
-from intent_router.testing.redis_server import RedisServer
 from intent_router.testing.server import serve_in_thread
 
 CODE_Q = "write a python function that parses a date"

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
+from tests.cache_fixtures import Embed, embed, redis_server  # noqa: F401
+from tests.redis_server import RedisServer
 
 from intent_router.cache import CachePolicy, CacheScope, RedisBackend, ResponseCache
-from intent_router.testing.cache_fixtures import Embed, embed, redis_server  # noqa: F401
-from intent_router.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

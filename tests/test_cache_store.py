@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.cache_fixtures import Embed, embed  # noqa: F401
 
 from intent_router.cache import (
     CacheDefaults,
@@ -12,7 +13,6 @@ from intent_router.cache import (
     MemoryBackend,
     ResponseCache,
 )
-from intent_router.testing.cache_fixtures import Embed, embed  # noqa: F401
 
 POLICY = CachePolicy(threshold=0.85, ttl_s=60)
 SCOPE = CacheScope.of(route="general", chain=["m1"])

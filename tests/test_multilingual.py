@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from tests.cache_fixtures import redis_server  # noqa: F401 - a fixture
+from tests.redis_server import RedisServer
 from tests.test_api_cache import _eventually, ask, make_settings
 
 from intent_router.api.app import create_app
@@ -29,8 +31,6 @@ from intent_router.routing.evaluation import load_dataset
 from intent_router.routing.loader import load_routes
 from intent_router.service import RouterService
 from intent_router.testing import FakeUpstream
-from intent_router.testing.cache_fixtures import redis_server  # noqa: F401 - a fixture
-from intent_router.testing.redis_server import RedisServer
 from intent_router.testing.server import serve_in_thread
 
 CODE_EN = "write a python function that reverses a list"

@@ -266,11 +266,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.models is not None:
         extra["models_file"] = None if str(args.models) == "none" else args.models
     flags = ("max_in_flight", "max_body_bytes", "decision_log", "decision_log_max_bytes",
-             "decision_log_keep")  # fmt: skip
+             "decision_log_keep", "otel")  # fmt: skip
     for flag in flags:
         if getattr(args, flag) is not None:
             extra[flag] = getattr(args, flag)
     settings = _settings(args, **extra)
+    if settings.otel:
+        from intent_router.observability.tracing import require_otel
+
+        require_otel()  # a missing [otel] extra is named before anything loads
     # Refuse bad config files before loading anything: one line on stderr, no traceback.
     routes = load_routes(settings.routes_dir)
     models = load_models(settings.models_file) if settings.models_file is not None else None
@@ -408,6 +412,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["off", "redacted", "full"],
         help="prompt and answer text in logs: off (default), redacted (personal data "
         "replaced by <EMAIL>, <PHONE> …) or full",
+    )
+    serve.add_argument(
+        "--otel",
+        action="store_true",
+        default=None,
+        help="export OpenTelemetry traces over OTLP/HTTP (needs the [otel] extra; endpoint "
+        "and service name from OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME)",
     )
     serve.add_argument(
         "--decision-log",

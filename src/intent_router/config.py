@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     log_prompts: Literal["off", "redacted", "full"] = "off"
     """Prompt and answer text in logs: none (default), personal data replaced by typed
     placeholders (``observability.redact``), or verbatim."""
+    otel: bool = False
+    """Export OpenTelemetry traces (one span per request, one per attempt) over OTLP/HTTP;
+    needs the ``[otel]`` extra. The endpoint and the service name come from the standard
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` and ``OTEL_SERVICE_NAME`` variables."""
     decision_log: Path | None = None
     """Write one JSON row per request here (the audit trail); ``None``: no decision log."""
     decision_log_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)

@@ -16,6 +16,7 @@ from intent_router.cache import Directives
 from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
 from intent_router.observability.prompt_log import LogPrompts
+from intent_router.observability.tracing import Tracer
 from intent_router.observability.traffic import TrafficStats
 from intent_router.pipeline import stages
 from intent_router.pipeline.exchange import (
@@ -63,10 +64,11 @@ class Gateway:
         metrics: Metrics | None = None,
         decision_log: DecisionLog | None = None,
         log_prompts: LogPrompts = "off",
+        tracer: Tracer | None = None,
     ) -> None:
         self.metrics = metrics if metrics is not None else runtime.dispatcher.metrics
         self._runtime = runtime
-        self.recorder = Recorder(self.metrics, decision_log, log_prompts)
+        self.recorder = Recorder(self.metrics, decision_log, log_prompts, tracer)
         sink = decision_log.write if decision_log is not None else None
         self.shadows = ShadowRunner(self.metrics.rollout, sink=sink)
 

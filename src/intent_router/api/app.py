@@ -27,8 +27,10 @@ from intent_router.configuration import Configuration, Shared, load_configuratio
 from intent_router.embedding.choice import load_encoder
 from intent_router.embedding.encoder import Encoder
 from intent_router.gateway import Gateway
+from intent_router.models import ModelsConfig
 from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
+from intent_router.observability.tracing import Tracer, make_tracer
 from intent_router.reload import Reloader, install_reload_signal
 
 
@@ -38,12 +40,17 @@ class State(TypedDict):
 
 
 def create_app(
-    settings: Settings, *, encoder: Encoder | None = None, reload_signal: bool = False
+    settings: Settings,
+    *,
+    encoder: Encoder | None = None,
+    reload_signal: bool = False,
+    tracer: Tracer | None = None,
 ) -> FastAPI:
     """Build the app; the encoder, index and clients are loaded when the lifespan starts.
 
     ``encoder`` lets a caller that already loaded the model (the CLI, tests) share it.
-    ``reload_signal`` (the CLI server) makes ``SIGHUP`` reload the route and models files.
+    ``reload_signal`` (the CLI server) makes ``SIGHUP`` reload the route and models files;
+    ``tracer`` replaces the one ``settings.otel`` asks for (the app shuts it down).
     """
 
     metrics = Metrics()  # this app's own registry (many apps may share a process)
@@ -65,10 +72,12 @@ def create_app(
             first = Configuration(loaded, shared)
             first.activate()
             await first.start()
+            ids = upstream_ids(loaded.models)
+            traces = tracer or make_tracer(settings.otel and dispatching, ids)
             gateway = None
             if first.runtime is not None:  # reloads swap gateway.runtime
                 gateway = Gateway(first.runtime, metrics=metrics, decision_log=decisions,
-                                  log_prompts=settings.log_prompts)  # fmt: skip
+                                  log_prompts=settings.log_prompts, tracer=traces)  # fmt: skip
             reloader = Reloader(shared, first, gateway=gateway)
             app.state.reloader = reloader  # for sections other features add to /admin/config
             stop_signal = install_reload_signal(reloader) if reload_signal else None
@@ -80,6 +89,7 @@ def create_app(
                 if gateway is not None:
                     await gateway.aclose()
                 await reloader.aclose()
+                traces.shutdown()  # flushes the spans still queued
                 if decisions is not None:
                     await decisions.aclose()
                 if cache is not None:
@@ -149,3 +159,8 @@ def make_decision_log(settings: Settings, metrics: Metrics) -> DecisionLog | Non
         keep=settings.decision_log_keep,
         max_queue=settings.decision_log_queue,
     )
+
+
+def upstream_ids(models: ModelsConfig | None) -> dict[str, str]:
+    """Each model name's upstream model id (what a trace's attempt span names)."""
+    return {name: spec.model for name, spec in models.models.items()} if models else {}

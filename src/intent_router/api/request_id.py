@@ -2,7 +2,8 @@
 
 A pure ASGI middleware (not ``BaseHTTPMiddleware``, which buffers and breaks streaming):
 it only adds a header to ``http.response.start``. The id is also put in the request
-state (``request.state.request_id``) for handlers and error pages.
+state (``request.state.request_id``) for handlers and error pages. The caller's
+``traceparent`` is kept for the request's trace (:mod:`.trace_context`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from intent_router.observability import trace_context
 from intent_router.observability.record import new_request_id
 
 HEADER = b"x-request-id"
+TRACEPARENT = b"traceparent"
 # A client's id is echoed only if it is short and printable; anything else is replaced.
 _ACCEPTABLE = re.compile(rb"^[\x21-\x7e]{1,128}$")
 
@@ -40,4 +43,9 @@ class RequestIdMiddleware:
                 message = {**message, "headers": [*headers, (HEADER, encoded)]}
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        parent = next((v for k, v in scope["headers"] if k == TRACEPARENT), None)
+        token = trace_context.enter(parent.decode("latin-1") if parent is not None else None)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            trace_context.leave(token)

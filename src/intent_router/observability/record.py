@@ -42,6 +42,9 @@ class RequestRecord:
     prompt: str | None = None  # only when --log-prompts asks for it
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (model, why) off the chain
     variant: str | None = None  # the route's A/B or canary variant, when it has variants
+    max_tokens: int | None = None  # the request's parameters, for traces (not in the row)
+    temperature: float | None = None
+    traceparent: str | None = None  # the caller's W3C trace context, continued by traces
 
     @property
     def upstream_s(self) -> float:

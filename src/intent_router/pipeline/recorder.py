@@ -1,4 +1,5 @@
-"""The record stage: what one exchange did, once — metrics, a log line, a decision row.
+"""The record stage: what one exchange did, once — metrics, a log line, a decision row, a
+trace (when ``--otel`` is on; a null tracer otherwise).
 
 The recorder belongs to the gateway, not to a runtime: metrics, the decision log and the
 console's traffic outlive a configuration reload.
@@ -14,6 +15,8 @@ from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
 from intent_router.observability.prompt_log import LogPrompts, prompt_for_log
 from intent_router.observability.record import RequestRecord
+from intent_router.observability.trace_context import caller_traceparent
+from intent_router.observability.tracing import NullTracer, Tracer
 from intent_router.observability.traffic import TrafficStats, event_from_log_line
 from intent_router.pipeline.exchange import Exchange
 
@@ -22,15 +25,17 @@ request_log = logging.getLogger("intent_router.requests")
 
 class Recorder:
     """Records each exchange: metrics, one ``intent_router.requests`` line, one decision
-    row (when a decision log is on), and the console's traffic."""
+    row (when a decision log is on), the console's traffic, and a trace (``tracer``)."""
 
     def __init__(
         self,
         metrics: Metrics,
         decision_log: DecisionLog | None = None,
         log_prompts: LogPrompts = "off",
+        tracer: Tracer | None = None,
     ) -> None:
         self.metrics = metrics
+        self.tracer = tracer or NullTracer()
         self.decision_log = decision_log
         self.log_prompts = log_prompts
         self.traffic = TrafficStats()  # what the console draws
@@ -42,6 +47,7 @@ class Recorder:
             answered = record.outcome == "ok" and record.cache is None
             ex.runtime.rollouts.observe(ex.plan.variant, record.attempts, answered=answered,
                                         latency_s=record.latency_s)  # fmt: skip
+        self.tracer.record(record)  # queued; spans are built off the request path
         if self.decision_log is not None:
             self.decision_log.write(record.row())
         line = record.log_line()
@@ -68,6 +74,9 @@ class Recorder:
             prompt=prompt_for_log(plan.text, self.log_prompts),
             skipped=list(ex.skipped),
             variant=plan.variant.variant if plan.variant is not None else None,
+            max_tokens=ex.request.max_tokens,
+            temperature=ex.request.temperature,
+            traceparent=caller_traceparent(),
         )
         if response is not None:
             record.model, record.provider = response.model, response.provider

@@ -14,17 +14,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from intent_router.testing.server import free_port
+
 REDIS_BINARY = "redis-server"
 
 
 def redis_binary() -> str | None:
     return shutil.which(REDIS_BINARY)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:

@@ -1,7 +1,7 @@
-"""Pytest fixtures of the cache tests: the real encoder (once per session) and Redis.
+"""Pytest fixtures of the cache tests: embedding with the session's encoder, and Redis.
 
-Import the fixtures into a test module (``from intent_router.testing.cache_fixtures import
-embed, redis_server``).
+Import the fixtures into a test module (``from tests.cache_fixtures import embed,
+redis_server``).
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import numpy.typing as npt
 import pytest
+from tests.redis_server import RedisServer, redis_binary, running_redis
 
-from intent_router.testing.redis_server import RedisServer, redis_binary, running_redis
+from intent_router.embedding.encoder import Encoder
 
 Embed = Callable[[str], npt.NDArray[np.float32]]
 
 
 @pytest.fixture(scope="session")
-def embed() -> Embed:
-    """Embed one text with the real encoder (loaded once; results memoised)."""
-    from intent_router.embedding.encoder import Encoder
-
-    encoder = Encoder()
+def embed(encoder: Encoder) -> Embed:
+    """Embed one text with the session's real encoder (results memoised)."""
     memo: dict[str, npt.NDArray[np.float32]] = {}
 
     def _embed(text: str) -> npt.NDArray[np.float32]:
