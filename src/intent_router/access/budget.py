@@ -46,7 +46,7 @@ Clock = Callable[[], float]
 
 
 def to_nano(usd: float) -> int:
-    return int(round(usd * NANO))
+    return round(usd * NANO)
 
 
 def to_usd(nano: int) -> float:

@@ -14,7 +14,6 @@ served without a budget check.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -155,7 +154,7 @@ class RedisBudgetLedger(BudgetLedger):
         """EVALSHA (the client loads the script on a NOSCRIPT); Redis errors fail closed."""
         try:
             return await script(keys=keys, args=args)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             raise AccessUnavailableError(
                 f"the budget store at {self.url} cannot be reached ({type(exc).__name__}: "
                 f"{exc}); requests with a key are refused until it answers"
