@@ -18,6 +18,13 @@ One YAML file, parsed once at start-up into :class:`ModelsConfig`::
         context_window: 128000
         fallbacks: [fast-small]       # optional: who answers a request pinned to this model
                                       # when it fails (default: nobody, the error is returned)
+        pii_approved: true            # may receive requests carrying personal data
+    pii_gate: auto            # auto (on when a model is pii_approved) | on | off
+    budgets:                  # for keys with a budget (intent-router keys create --budget-usd)
+      downgrade_at: 0.8       # from this share of a budget, cheaper models answer
+      default_output_tokens: 1024   # worst-case output of a request without max_tokens
+      reservation_ttl_s: 900  # a dead process's reservations hold budget this long
+      teams: {research: {budget_usd: 50, period: 7d}}
 
 Every error raises :class:`~intent_router.errors.ModelsFileError` naming the file, the line
 (from the YAML node marks) and the field.
@@ -159,6 +166,13 @@ class PanicSettings(_Strict):
     burst: int = Field(default=1, ge=1)
 
 
+class TeamBudgetSpec(_Strict):
+    """One team's budget (``budgets.teams.NAME``): shared by every key of the team."""
+
+    budget_usd: float = Field(ge=0)
+    period: Literal["1d", "7d", "30d"] = "30d"
+
+
 class BudgetSettings(_Strict):
     """The ``budgets:`` block: how requests of keys with a budget are priced and steered."""
 
@@ -170,6 +184,9 @@ class BudgetSettings(_Strict):
     )
     reservation_ttl_s: float = Field(
         default=900.0, gt=0, description="a dead process's reservations hold budget this long"
+    )
+    teams: dict[str, TeamBudgetSpec] = Field(
+        default_factory=dict, description="team name → its budget (keys carry their own)"
     )
 
 
