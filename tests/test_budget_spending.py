@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from intent_router.access import Principal
 from intent_router.access.budget_memory import MemoryBudgetLedger
@@ -19,6 +20,7 @@ from intent_router.errors import BudgetExceededError, ModelsFileError, PiiNotApp
 from intent_router.models import ModelsConfig
 from intent_router.providers import ChatRequest, ChatResponse
 from intent_router.providers.messages import Message
+from intent_router.routing.schema import Route
 
 
 def models(**overrides: Any) -> ModelsConfig:
@@ -79,13 +81,11 @@ def test_downgrade_keeps_the_cheapest_or_the_budget_chain() -> None:
 
 
 def test_budget_chain_is_checked_against_the_models_file() -> None:
-    class Route:
-        name = "billing"
-        chain = ["big"]
-        budget_chain = ["tiny"]
-
+    route = Route(name="billing", utterances=["refund"], chain=["big"], budget_chain=["tiny"])
     with pytest.raises(ModelsFileError, match="route 'billing' names unknown model 'tiny'"):
-        models().check_routes([Route()])
+        models().check_routes([route])
+    with pytest.raises(ValidationError, match="a route of kind none takes no budget_chain"):
+        Route(name="none", kind="none", utterances=["hi"], budget_chain=["small"])
 
 
 def test_pii_gate_keeps_only_approved_models() -> None:
