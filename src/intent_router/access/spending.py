@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from intent_router.access.budget import NO_RESERVATION, BudgetLedger, Reservation, TeamBudget
+from intent_router.access.budget import (
+    NO_RESERVATION,
+    BudgetLedger,
+    NullLedger,
+    Reservation,
+    TeamBudget,
+)
+from intent_router.access.budget_memory import MemoryBudgetLedger, spend_file_for
+from intent_router.access.budget_redis import RedisBudgetLedger
 from intent_router.access.cost import cut_stream_usd, worst_case_usd
 from intent_router.access.downgrade import downgrade
 from intent_router.access.pii_gate import PiiGate
@@ -103,3 +112,17 @@ class Spending:
             await self.ledger.settle(hold.reservation, cost)
         else:
             await self.ledger.release(hold.reservation)
+
+
+def open_ledger(
+    models: ModelsConfig, *, keys_file: Path | None = None, redis_url: str | None = None
+) -> BudgetLedger:
+    """The ledger beside the keys: in Redis when the keys are (replicas share budgets),
+    else in memory persisted beside the keys file; off (null) without keys."""
+    teams = team_budgets(models)
+    ttl = models.budgets.reservation_ttl_s
+    if redis_url is not None:
+        return RedisBudgetLedger(redis_url, teams=teams, reservation_ttl_s=ttl)
+    if keys_file is not None:
+        return MemoryBudgetLedger(spend_file_for(keys_file), teams=teams, reservation_ttl_s=ttl)
+    return NullLedger()
