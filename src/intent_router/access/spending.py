@@ -115,14 +115,21 @@ class Spending:
 
 
 def open_ledger(
-    models: ModelsConfig, *, keys_file: Path | None = None, redis_url: str | None = None
+    models: ModelsConfig,
+    *,
+    keys_file: Path | None = None,
+    redis_url: str | None = None,
+    namespace: str = "intent-router:access",
 ) -> BudgetLedger:
-    """The ledger beside the keys: in Redis when the keys are (replicas share budgets),
-    else in memory persisted beside the keys file; off (null) without keys."""
+    """The ledger beside the keys: in Redis when the keys are (replicas share budgets,
+    under ``{namespace}:budget``), else in memory persisted beside the keys file; off
+    (null) without keys."""
     teams = team_budgets(models)
     ttl = models.budgets.reservation_ttl_s
     if redis_url is not None:
-        return RedisBudgetLedger(redis_url, teams=teams, reservation_ttl_s=ttl)
+        return RedisBudgetLedger(
+            redis_url, namespace=f"{namespace}:budget", teams=teams, reservation_ttl_s=ttl
+        )
     if keys_file is not None:
         return MemoryBudgetLedger(spend_file_for(keys_file), teams=teams, reservation_ttl_s=ttl)
     return NullLedger()
