@@ -29,7 +29,7 @@ from intent_router.models import load_models
 from intent_router.observability.metrics import Metrics
 from intent_router.providers import ChatRequest, Message, StreamDone
 from intent_router.service import RouterService
-from intent_router.testing import Fault, FakeUpstream
+from intent_router.testing import FakeUpstream, Fault
 from intent_router.testing.redis_server import redis_binary, running_redis
 
 CHAT_Q = "hi there, how are you today"
@@ -56,8 +56,11 @@ def settings(tmp_path_factory: pytest.TempPathFactory, fake: FakeUpstream) -> Se
     folder = tmp_path_factory.mktemp("budgets")
     routes = folder / "routes"
     routes.mkdir()
-    chains = {"code": ["strong-coder", "cheap-general", "fast-small"],
-              "math": ["strong-reasoner", "cheap-general"], "chitchat": ["cheap-general"]}  # fmt: skip
+    chains = {
+        "code": ["strong-coder", "cheap-general", "fast-small"],
+        "math": ["strong-reasoner", "cheap-general"],
+        "chitchat": ["cheap-general"],
+    }
     for name, fields in SMALL_ROUTES.items():
         body: dict[str, Any] = {"name": name, **fields, "chain": chains.get(name, fields["chain"])}
         if name == "math":
@@ -67,10 +70,16 @@ def settings(tmp_path_factory: pytest.TempPathFactory, fake: FakeUpstream) -> Se
         "default_chain": ["cheap-general"],
         "deadline_s": 5,
         "models": {
-            name: model(fake, "openai", f"{name}-up", price_per_mtok_input=pin,
-                        price_per_mtok_output=pout, pii_approved=name == "cheap-general")
+            name: model(
+                fake,
+                "openai",
+                f"{name}-up",
+                price_per_mtok_input=pin,
+                price_per_mtok_output=pout,
+                pii_approved=name == "cheap-general",
+            )
             for name, (pin, pout) in PRICES.items()
-        },  # fmt: skip
+        },
     }
     models_file: Path = folder / "models.yaml"
     models_file.write_text(yaml.safe_dump(config))

@@ -256,8 +256,7 @@ class ModelsConfig(_Strict):
                 if name not in self.models:
                     known = ", ".join(sorted(self.models))
                     raise ModelsFileError(
-                        f"route '{route}' names unknown model '{name}' in {field} "
-                        f"(known: {known})",
+                        f"route '{route}' names unknown model '{name}' in {field} (known: {known})",
                         field=field,
                     )
 

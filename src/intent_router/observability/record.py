@@ -40,6 +40,7 @@ class RequestRecord:
     stale_because: str | None = None  # the error a stale answer stood in for
     latency_s: float = 0.0
     prompt: str | None = None  # only when --log-prompts asks for it
+    access: dict[str, Any] = field(default_factory=dict)  # budget, pii_gate: as decided
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (model, why) off the chain
 
     @property
@@ -86,6 +87,7 @@ class RequestRecord:
             row["skipped"] = [{"model": m, "reason": why} for m, why in self.skipped]
         if self.prompt is not None:
             row["prompt"] = self.prompt
+        row.update(self.access)
         return row
 
     def log_line(self) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class Recorder:
             latency_s=time.perf_counter() - call.started,
             prompt=prompt_for_log(plan.text, self.log_prompts),
             skipped=list(ex.skipped),
+            access=dict(ex.access),
         )
         if response is not None:
             record.model, record.provider = response.model, response.provider
