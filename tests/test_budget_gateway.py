@@ -27,6 +27,7 @@ from intent_router.errors import BudgetExceededError, PiiNotApprovedError
 from intent_router.gateway import Gateway
 from intent_router.models import load_models
 from intent_router.observability.metrics import Metrics
+from intent_router.pipeline import spend, stages
 from intent_router.providers import ChatRequest, Message, StreamDone
 from intent_router.service import RouterService
 from intent_router.testing import FakeUpstream, Fault
@@ -215,6 +216,44 @@ async def test_pii_gate_sends_personal_data_to_approved_models_only(
     assert fake.calls("fast-small-up") == 0
     answer = await gateway.complete(ask(CODE_Q, max_tokens=20))
     assert answer.response.model == "strong-coder"  # no personal data: the whole chain
+
+
+async def test_the_decision_row_records_the_gate_the_budget_and_the_skips(
+    make_gateway: Make,
+) -> None:
+    ledger = MemoryBudgetLedger()
+    gateway = await make_gateway(ledger)
+    who = alice(1.0, "gina")
+    await ledger.settle(await ledger.reserve(who, 0.85), 0.85)
+    ex = gateway.exchange(ask(f"{CODE_Q}, mail jane.doe@example.com", max_tokens=20),
+                          principal=who, request_id="r-gate")  # fmt: skip
+    await stages.prepare(ex)
+    await spend.reserve(ex)
+    row = gateway.recorder.request_record(ex).row()
+    assert row["chain"] == ["cheap-general"]  # the one approved model; already the cheapest
+    assert row["pii_gate"] == {
+        "personal_data": ["EMAIL"],
+        "skipped": ["strong-coder", "fast-small"],
+    }
+    assert row["budget"]["name"] == "key 'gina'" and row["budget"]["downgraded"] is False
+    assert row["budget"]["share"] == pytest.approx(0.85)
+    reasons = {s["model"]: s["reason"] for s in row["skipped"]}
+    assert reasons["fast-small"].startswith("personal data in the request (EMAIL)")
+    await spend.settle(ex)
+    plain = gateway.exchange(ask(CODE_Q, max_tokens=20), principal=who)
+    await stages.prepare(plain)
+    await spend.reserve(plain)
+    row = gateway.recorder.request_record(plain).row()
+    assert row["chain"] == ["fast-small"] and row["budget"]["downgraded"] is True
+    assert row["pii_gate"] == {"personal_data": []}
+    reasons = {s["model"]: s["reason"] for s in row["skipped"]}
+    assert reasons["strong-coder"] == (
+        "key 'gina' is 85% used (downgrade at 80%): dearer than fast-small"
+    )
+    assert row["budget"]["reserved_usd"] > 0
+    await spend.settle(plain)
+    await spend.settle(ex)
+    assert (await ledger.usage(who))[0].reserved_usd == 0.0
 
 
 async def test_streams_settle_when_they_end_or_are_cut(
