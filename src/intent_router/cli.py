@@ -309,6 +309,9 @@ def _parser() -> argparse.ArgumentParser:
         help="exit with status 1 when the overall accuracy (routes and 'none' alike, a "
         "fraction 0-1) is below X; for gating route changes in CI",
     )
+    from intent_router.cli_keys import add_parser as add_keys
+
+    add_keys(sub)
     serve = command("serve", "Serve the HTTP API.", cmd_serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument(

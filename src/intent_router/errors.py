@@ -22,7 +22,8 @@ The API layer maps these to HTTP statuses in one place (``api/errors.py``)::
     │   ├── AuthenticationError     no API key, or a wrong or revoked one (401)
     │   ├── PermissionDeniedError   the key may not use this model, route or endpoint (403)
     │   ├── RateLimitedError        the key's (or team's) RPM/TPM is used up (429)
-    │   └── BudgetExceededError     the key's (or team's) budget is spent (429)
+    │   ├── BudgetExceededError     the key's (or team's) budget is spent (429)
+    │   └── AccessUnavailableError  the key or limit store (Redis) cannot be reached (503)
     ├── DispatchError               calling models failed
     │   ├── UpstreamError           one attempt against one model failed (model, status)
     │   └── ChainExhaustedError     every model of the chain failed (carries the attempts)
@@ -223,6 +224,11 @@ class BudgetExceededError(AccessError):
         self.budget = budget
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class AccessUnavailableError(AccessError):
+    """The key store or the rate-limit store (Redis) cannot be reached: 503, fail closed
+    (a router that cannot check keys or limits refuses rather than serve everyone)."""
 
 
 class DispatchError(IntentRouterError):

@@ -17,6 +17,7 @@ no, wrong or revoked API key          401     authentication_error      invalid_
 key may not use this model/route       403     permission_error          model_not_allowed
 rate limit (RPM/TPM) used up           429     rate_limit_error          rate_limit_exceeded
 budget spent                           429     insufficient_quota        insufficient_quota
+key or limit store (Redis) down        503     service_unavailable       access_unavailable
 unknown model                          404     invalid_request_error     model_not_found
 unknown path / feature off             404     invalid_request_error     not_found
 method not allowed                     405     invalid_request_error     method_not_allowed
@@ -45,6 +46,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from intent_router.errors import (
+    AccessUnavailableError,
     AuthenticationError,
     BudgetExceededError,
     ChainExhaustedError,
@@ -128,6 +130,9 @@ def describe(exc: IntentRouterError) -> ApiError:
     if isinstance(exc, BudgetExceededError):
         return ApiError(429, str(exc), type="insufficient_quota", code="insufficient_quota",
                         retry_after=exc.retry_after)  # fmt: skip
+    if isinstance(exc, AccessUnavailableError):
+        return ApiError(503, str(exc), type="service_unavailable", code="access_unavailable",
+                        retry_after=1.0)  # fmt: skip
     if isinstance(exc, NotConfiguredError):
         return ApiError(404, str(exc), code="not_found")
     if isinstance(exc, ChainExhaustedError):
