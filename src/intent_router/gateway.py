@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from intent_router.access.context import RequestAccess
 from intent_router.cache import CacheHit, CacheScope, Directives, ResponseCache
 from intent_router.dispatch import Dispatcher
-from intent_router.errors import ChainExhaustedError, QueryError, UnknownModelError
+from intent_router.errors import AccessError, ChainExhaustedError, QueryError, UnknownModelError
 from intent_router.models import ModelsConfig
 from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
@@ -49,16 +50,19 @@ NO_DIRECTIVES = Directives()
 
 @dataclass(frozen=True)
 class Call:
-    """Who asked, where, and when: the request's id, its endpoint and start times."""
+    """Who asked, where, and when: the request's id, its endpoint, start times, and the
+    caller with what access control decided for it."""
 
     request_id: str
     endpoint: str
     started: float  # perf_counter
     at: float  # wall clock
+    access: RequestAccess
 
     @classmethod
-    def now(cls, request_id: str | None, endpoint: str) -> Call:
-        return cls(request_id or new_request_id(), endpoint, time.perf_counter(), time.time())
+    def now(cls, request_id: str | None, endpoint: str, access: RequestAccess | None) -> Call:
+        return cls(request_id or new_request_id(), endpoint, time.perf_counter(), time.time(),
+                   access if access is not None else RequestAccess())  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,11 @@ class Plan:
             return {"route": self.route, "pinned_model": self.pinned, "chain": self.chain}
         turns = self.conversation.to_dict() if self.conversation else {}
         return {**self.decision.to_dict(), **turns, "pinned_model": None, "chain": self.chain}
+
+
+def used_tokens(response: ChatResponse) -> int:
+    """The tokens an answer really took (for the TPM correction)."""
+    return (response.input_tokens or 0) + (response.output_tokens or 0)
 
 
 def early_pinned(model: str | None) -> str | None:
@@ -156,10 +165,13 @@ class Gateway:
         if model != AUTO and model not in self.models.models:
             raise UnknownModelError(model, [AUTO, *sorted(self.models.models)])
 
-    async def plan(self, request: ChatRequest, model: str | None = None) -> Plan:
+    async def plan(
+        self, request: ChatRequest, model: str | None = None, access: RequestAccess | None = None
+    ) -> Plan:
+        access = access if access is not None else RequestAccess()
         if model is not None and model != AUTO:
             self.check_model(model)
-            chain = [model, *self.models.models[model].fallbacks]
+            chain = access.allowed([model, *self.models.models[model].fallbacks])
             text = routing_text(request)
             vector = await self.router.embed(text) if self.cache else np.zeros(0)
             return Plan(decision=None, chain=chain, pinned=model, text=text, vector=vector)
@@ -167,6 +179,7 @@ class Gateway:
         routed = await self.router.route_conversation(conversation_turns(request))
         decision = routed.decision
         chain = list(decision.chain) if decision.route else list(self.models.default_chain)
+        chain = access.chain(decision.route, chain)  # only the key's models (403: none)
         return Plan(
             decision=decision,
             chain=chain,
@@ -189,7 +202,10 @@ class Gateway:
         """An exact repeat, answered before routing; also the early scope for later steps."""
         if self.cache is None:
             return None, None
-        early = self.cache.early_scope(request, early_pinned(model))
+        access = call.access
+        early = self.cache.early_scope(
+            request, early_pinned(model), tenant=access.cache_tenant, models=access.cache_models
+        )
         text = routing_text(request)
         hit = await self.cache.lookup_exact(early, text, directives)
         self.metrics.cache_lookups.labels("exact", "miss" if hit is None else "hit").inc()
@@ -211,6 +227,7 @@ class Gateway:
         request: ChatRequest,
         directives: Directives,
         early: CacheScope | None,
+        tenant: str | None,
     ) -> CacheContext | None:
         if self.cache is None or early is None:
             return None
@@ -218,7 +235,7 @@ class Gateway:
         lang = plan.decision.lang if plan.decision is not None else None
         return self.cache.context(
             request, route=plan.route, chain=plan.chain, pinned=plan.pinned,
-            directives=directives, early=early, lang=lang,
+            directives=directives, early=early, lang=lang, tenant=tenant,
         )  # fmt: skip
 
     async def _lookup(self, ctx: CacheContext | None, plan: Plan) -> CacheHit | None:
@@ -252,17 +269,24 @@ class Gateway:
         directives: Directives,
         call: Call,
     ) -> tuple[Plan, CacheContext | None, Answer | None]:
-        """Everything before dispatch: exact hit, routing, semantic hit (logged when served)."""
+        """Everything before dispatch: access (a pinned model the key may not use, rate
+        limits), exact hit, routing, semantic hit (logged when served)."""
+        pinned = early_pinned(model)
+        if pinned is not None:
+            call.access.check_model(pinned)
+        await call.access.admit(request.estimated_input_tokens(), request.max_tokens)
         early, answer = await self._early_hit(request, model, directives, call)
         if answer is not None:
+            await call.access.settle(0)
             self._log(call, answer.plan, answer.response, cache=answer.cache)
             return answer.plan, None, answer
-        plan = await self.plan(request, model)
-        ctx = self._context(plan, request, directives, early)
+        plan = await self.plan(request, model, call.access)
+        ctx = self._context(plan, request, directives, early, call.access.cache_tenant)
         hit = await self._lookup(ctx, plan)
         if hit is None:
             return plan, ctx, None
         answer = self._from_cache(hit, plan, call.started)
+        await call.access.settle(0)
         self._log(call, plan, answer.response, cache=answer.cache)
         return plan, ctx, answer
 
@@ -274,10 +298,10 @@ class Gateway:
         call: Call,
     ) -> tuple[Plan, CacheContext | None, Answer | None]:
         """``_prepare``; a request refused before dispatch (unknown model, nothing to route
-        on) is still recorded, so every request has its decision row."""
+        on, a model or limit of its key) is still recorded, so every request has its row."""
         try:
             return await self._prepare(request, model, directives, call)
-        except (UnknownModelError, QueryError) as exc:
+        except (UnknownModelError, QueryError, AccessError) as exc:
             pinned = early_pinned(model)
             bare = Plan(decision=None, chain=[], pinned=pinned, text="", vector=np.zeros(0))
             self._log(call, bare, None, error=exc)
@@ -312,18 +336,22 @@ class Gateway:
         endpoint: str = "complete",
         directives: Directives = NO_DIRECTIVES,
         request_id: str | None = None,
+        access: RequestAccess | None = None,
     ) -> Answer:
-        call = Call.now(request_id, endpoint)
+        call = Call.now(request_id, endpoint, access)
         plan, ctx, answer = await self._prepare_or_log(request, model, directives, call)
         if answer is not None:
             return answer
         try:
             response = await self.dispatcher.complete(request, plan.chain, route=plan.route)
         except ChainExhaustedError as exc:
+            await call.access.settle(0)
             return await self._stale_or_raise(exc, ctx, plan, call)
         except Exception as exc:
+            await call.access.settle(0)
             self._log(call, plan, None, error=exc)
             raise
+        await call.access.settle(used_tokens(response))
         info = await self._store(ctx, plan, response)
         self._log(call, plan, response, cache=info)
         return Answer(plan=plan, response=response, cache=info)
@@ -336,13 +364,14 @@ class Gateway:
         endpoint: str = "stream",
         directives: Directives = NO_DIRECTIVES,
         request_id: str | None = None,
+        access: RequestAccess | None = None,
     ) -> OpenStream:
         """Plan, then open the stream; ChainExhaustedError surfaces before anything is sent.
 
         A cache hit is replayed as a stream; a stream that completes is stored, one that
         fails or is cut short is not. The answering model is known when this returns.
         """
-        call = Call.now(request_id, endpoint)
+        call = Call.now(request_id, endpoint, access)
         plan, ctx, answer = await self._prepare_or_log(request, model, directives, call)
         if answer is not None:
             self._first_token(call, answer.response.model)
@@ -355,10 +384,12 @@ class Gateway:
         try:
             first = await anext(events)
         except ChainExhaustedError as exc:
+            await call.access.settle(0)
             answer = await self._stale_or_raise(exc, ctx, plan, call)
             self._first_token(call, answer.response.model)
             return OpenStream(plan, answer.cache, answer.response.model, replay(answer.response))
         except Exception as exc:
+            await call.access.settle(0)
             self._log(call, plan, None, error=exc)
             raise
         self._first_token(call, opened[0])
@@ -379,6 +410,7 @@ class Gateway:
                     event = await anext(events, None)
             finally:
                 await events.aclose()  # type: ignore[attr-defined]
+                await call.access.settle(used_tokens(final) if final is not None else 0)
                 self._log(call, plan, final, stream_error=error, cache=info)
 
         return OpenStream(plan, CacheInfo(hit=None), opened[0], relay())
@@ -427,6 +459,8 @@ class Gateway:
             similarity=cache.similarity if cache is not None else None,
             latency_s=time.perf_counter() - call.started,
             prompt=prompt_for_log(plan.text, self.log_prompts),
+            key_id=None if call.access.principal.anonymous else call.access.principal.key_id,
+            team=call.access.principal.team,
         )
         if response is not None:
             record.model, record.provider = response.model, response.provider

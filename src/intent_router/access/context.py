@@ -6,8 +6,10 @@ the cache tenant. Pure (no HTTP): the API layer makes one per request, the gatew
   key's models, in order (the others are skipped, as a fallback would be); when none is
   left the request is refused with 403 naming the route and the key's models. Either
   way, no upstream is called for a model the key may not use.
+  A pinned model's fallbacks are likewise cut to the key's models.
 * **Routes** (403): a key limited to some routes is refused when ``auto`` routes it
-  elsewhere (including to no route).
+  elsewhere (including to no route). Pinned requests bypass routing: the key's model
+  list governs them.
 * **Rate limits** (429, see :mod:`intent_router.access.ratelimit`): one request and
   ``estimated input tokens + max_tokens`` (or :data:`DEFAULT_OUTPUT_TOKENS` without a
   ``max_tokens``) are charged up front against the key's RPM and TPM; after the answer the
@@ -71,6 +73,11 @@ class RequestAccess:
                 param="model",
             )
 
+    def allowed(self, chain: Sequence[str]) -> list[str]:
+        """The models of ``chain`` this key may use, in order."""
+        models = self.principal.models
+        return list(chain) if models is None else [m for m in chain if m in models]
+
     def chain(self, route: str | None, chain: Sequence[str]) -> list[str]:
         """The routed chain this key may use: its models only, in the chain's order."""
         routes = self.principal.routes
@@ -79,23 +86,20 @@ class RequestAccess:
                 f"the API key '{self.principal.name}' may not use route '{route or 'none'}' "
                 f"(allowed: {', '.join(sorted(routes))})"
             )
-        allowed = self.principal.models
-        if allowed is None:
-            return list(chain)
-        kept = [m for m in chain if m in allowed]
+        kept = self.allowed(chain)
         if not kept:
+            allowed = sorted(self.principal.models or ())
             raise PermissionDeniedError(
                 f"route '{route or 'none'}' answers with {', '.join(chain) or 'no model'}; the "
-                f"API key '{self.principal.name}' may use only {', '.join(sorted(allowed))}",
+                f"API key '{self.principal.name}' may use only {', '.join(allowed)}",
                 param="model",
             )
         return kept
 
-    def cache_tenant(self, *, shared: bool = False) -> str | None:
-        """The tenant that owns this request's cache entries; None: shared by everyone."""
-        if self.principal.anonymous or shared:
-            return None
-        return self.principal.tenant
+    @property
+    def cache_tenant(self) -> str | None:
+        """The tenant that owns this request's cache entries; None (anonymous): everyone."""
+        return None if self.principal.anonymous else self.principal.tenant
 
     @property
     def cache_models(self) -> list[str] | None:

@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from intent_router.api import admission, completions, console, errors, messages
+from intent_router.api import access, admission, completions, console, errors, messages
 from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
 from intent_router.cache import (
@@ -73,6 +73,8 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
             try:
                 yield {"service": service, "gateway": gateway}
             finally:
+                if control is not None:
+                    await control.aclose()
                 if decisions is not None:
                     await decisions.aclose()
                 if cache is not None:
@@ -87,6 +89,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.include_router(console.router)
     errors.install(app)
     admission.install(app, settings, metrics)
+    control = access.install(app, settings)  # outside admission: a key's priority orders it
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals at the edge carry the id too
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
     return app

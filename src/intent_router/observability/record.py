@@ -40,6 +40,8 @@ class RequestRecord:
     stale_because: str | None = None  # the error a stale answer stood in for
     latency_s: float = 0.0
     prompt: str | None = None  # only when --log-prompts asks for it
+    key_id: str | None = None  # the API key's id (never its secret); None without keys
+    team: str | None = None  # the key's team
 
     @property
     def upstream_s(self) -> float:
@@ -73,6 +75,8 @@ class RequestRecord:
             "cost_usd": self.cost_usd,
             "latency_ms": round(self.latency_s * 1000, 2),
             "outcome": self.outcome,
+            "key_id": self.key_id,
+            "team": self.team,
         }
         conversation = {k: v for k, v in self.routing.items() if k.startswith("turn")}
         if conversation:
@@ -100,6 +104,8 @@ class RequestRecord:
             "latency_ms": round(self.latency_s * 1000, 2),
             "cache": self.cache or "miss",
         }
+        if self.key_id is not None:
+            line.update(key_id=self.key_id, team=self.team)
         if self.model is not None:
             line.update(
                 model=self.model,
