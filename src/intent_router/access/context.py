@@ -10,10 +10,10 @@ the cache tenant. Pure (no HTTP): the API layer makes one per request, the gatew
 * **Routes** (403): a key limited to some routes is refused when ``auto`` routes it
   elsewhere (including to no route). Pinned requests bypass routing: the key's model
   list governs them.
-* **Rate limits** (429, see :mod:`intent_router.access.ratelimit`): one request and
-  ``estimated input tokens + max_tokens`` (or :data:`DEFAULT_OUTPUT_TOKENS` without a
-  ``max_tokens``) are charged up front against the key's RPM and TPM; after the answer the
-  token charge is corrected to the real usage (``input + output`` tokens the upstream
+* **Rate limits** (429, sliding windows, see :mod:`intent_router.access.ratelimit`): one
+  request and ``estimated input tokens + max_tokens`` (or :data:`DEFAULT_OUTPUT_TOKENS`
+  without a ``max_tokens``) are charged up front against the key's RPM and TPM; after the
+  answer the token charge is corrected to the real usage (``input + output`` tokens the upstream
   reported; 0 for a cache hit or a failure: no upstream work was bought).
 * **Cache tenant**: a keyed request reads and writes cache entries of its tenant only
   (its team, else its key) unless the route opts into ``cache.shared: true``.
@@ -147,9 +147,10 @@ class RequestAccess:
         if self.settled or self.limiter is None:
             return
         self.settled = True
+        entry = self.verdict.entry if self.verdict is not None else ""
         for kind, bucket in zip(self.kinds, self.buckets, strict=True):
             if kind == "tokens" and used_tokens != bucket.charge:
-                await self.limiter.adjust(bucket, used_tokens - bucket.charge)
+                await self.limiter.adjust(bucket, entry, max(0, used_tokens))
 
     def headers(self) -> dict[str, str]:
         """OpenAI's ``x-ratelimit-*`` headers for what was charged (empty: no limits)."""
