@@ -251,7 +251,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Refuse a missing or stale index before binding the port, with the command to run.
     prepare_index(settings, encoder, routes, build=settings.build_on_start)
     if models is not None:  # after the index check, as the server's start-up does it
-        models.check_chains({r.name: r.chain for r in routes.routes})
+        models.check_routes(routes.routes)
     app = create_app(settings, encoder=encoder)
     open_warning(args.host, settings)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)

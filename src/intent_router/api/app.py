@@ -53,7 +53,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
             metrics=metrics,
         )  # fmt: skip
         if models is not None:
-            models.check_chains({r.name: r.chain for r in service.routes.routes})
+            models.check_routes(service.routes.routes)
         await service.start()
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
         cache = make_cache(settings, service.encoder) if models else None

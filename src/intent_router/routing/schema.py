@@ -41,7 +41,7 @@ ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 _SPACES = re.compile(r"\s+")
 
 NONE_KIND = "none"
-NONE_ROUTE_REFUSES = ("negatives", "threshold", "chain", "cache")
+NONE_ROUTE_REFUSES = ("negatives", "threshold", "chain", "budget_chain", "cache")
 """Keys a ``kind: none`` route may not have: it is never chosen, so they would mean nothing."""
 
 
@@ -64,6 +64,9 @@ class Route(BaseModel):
     """Requests that must not go to this route (they may go to another, or to none)."""
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     chain: list[ModelName] = Field(default_factory=list)
+    budget_chain: list[ModelName] = Field(default_factory=list)
+    """The chain for keys past the downgrade share of their budget (default: the chain
+    without the models dearer than its cheapest)."""
     cache: RouteCachePolicy | None = None
     """Per-route response-cache policy; unset keys take the global defaults."""
 
