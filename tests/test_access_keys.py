@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from intent_router.access.auth import Authenticator
+from intent_router.access.budget_memory import MemoryBudgetLedger, spend_file_for
 from intent_router.access.file_store import FileKeyStore
 from intent_router.access.keys import KeySpec, KeyStore, KeyStoreError, hash_secret
 from intent_router.access.redis_store import RedisKeyStore
@@ -63,7 +64,28 @@ def test_list_update_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     rows = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["status"], r["tpm"]) for r in rows] == [
         ("alice", "revoked", None), ("robert", "active", 1000)]  # fmt: skip
-    assert all("hash" not in r for r in rows) and rows[0]["spend_usd"] is None
+    assert all("hash" not in r for r in rows) and rows[0]["spend_usd"] == 0
+
+
+def test_list_shows_the_spend_of_the_current_period(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys.json"
+    create(capsys, "--keys", str(keys), "--name", "alice", "--budget-usd", "2", "--period", "1d")
+    (record,) = asyncio.run(FileKeyStore(keys).records())
+
+    async def spend() -> None:  # what the server's ledger does for one answered request
+        ledger = MemoryBudgetLedger(spend_file_for(keys))
+        hold = await ledger.reserve(record.principal(), 0.5)
+        await ledger.settle(hold, 0.25)
+        ledger.save()
+
+    asyncio.run(spend())
+    assert main(["keys", "list", "--keys", str(keys), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["budget_usd"], row["spend_usd"]) == (2.0, 0.25)
+    assert main(["keys", "list", "--keys", str(keys)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[3:5] == ["2", "0.25"]
 
 
 def test_bad_input_is_refused_with_the_field_named(

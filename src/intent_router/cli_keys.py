@@ -1,7 +1,9 @@
 """``intent-router keys create|list|update|revoke``: manage API keys, thin over the stores.
 
 ``create`` prints the new key once, alone on the last line of stdout (``KEY=$(intent-router
-keys create … | tail -1)``); it is stored hashed and cannot be shown again.
+keys create … | tail -1)``); it is stored hashed and cannot be shown again. ``list`` shows
+each key's spend in its current budget period, read from the budget ledger beside the keys
+(``FILE.spend.json``, or Redis).
 """
 
 from __future__ import annotations
@@ -9,17 +11,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from intent_router.access.budget import BudgetLedger
+from intent_router.access.budget_memory import MemoryBudgetLedger, spend_file_for
+from intent_router.access.budget_redis import RedisBudgetLedger
 from intent_router.access.keys import PRIORITY_NAMES, KeyRecord, KeySpec, KeyStore, KeyStoreError
 from intent_router.access.stores import key_store
-
-SpendReader = Callable[[KeyRecord], Awaitable[float | None]]
 
 COLUMNS = ("id", "name", "team", "budget_usd", "spend_usd", "period", "rpm", "tpm", "models",
            "routes", "priority", "created", "status")  # fmt: skip
@@ -58,9 +60,11 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-async def _spend(record: KeyRecord) -> float | None:
-    """The key's spend in its current period: not known until budgets exist (issue 11)."""
-    return None
+def _ledger(args: argparse.Namespace) -> BudgetLedger:
+    """The budget ledger beside the keys, read-only here (spend of the current period)."""
+    if args.redis is not None:
+        return RedisBudgetLedger(args.redis)
+    return MemoryBudgetLedger(spend_file_for(args.keys))
 
 
 def _row(record: KeyRecord, spend: float | None) -> dict[str, Any]:
@@ -88,7 +92,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
                      for r in cells)  # fmt: skip
 
 
-async def _run(args: argparse.Namespace, spend: SpendReader) -> int:
+async def _run(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
         if args.action == "create":
@@ -101,8 +105,13 @@ async def _run(args: argparse.Namespace, spend: SpendReader) -> int:
             print(f"created key {record.id} '{record.name}'; it is shown once, store it now:")
             print(secret)
         elif args.action == "list":
-            rows = [_row(r, await spend(r)) for r in await store.records()]
-            rows = [r for r in rows if args.all or r["status"] == "active"]
+            ledger = _ledger(args)
+            try:
+                rows = [_row(r, await ledger.spend("key", r.id, r.period))
+                        for r in await store.records() if args.all or r.active]  # fmt: skip
+            finally:
+                if isinstance(ledger, RedisBudgetLedger):  # a memory ledger's close writes
+                    await ledger.aclose()  # its file: never from a reader (the server owns it)
             print(json.dumps(rows, indent=1) if args.json else _table(rows))
         elif args.action == "update":
             changes = _changes(args)
@@ -121,7 +130,7 @@ async def _run(args: argparse.Namespace, spend: SpendReader) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args, _spend))
+    return asyncio.run(_run(args))
 
 
 def add_parser(sub: Any) -> None:
