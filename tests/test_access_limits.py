@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from intent_router.access import Principal
-from intent_router.access.context import RequestAccess, duration
+from intent_router.access.context import RequestAccess, TeamLimits, duration
 from intent_router.access.ratelimit import (
     Bucket,
     MemoryRateLimiter,
@@ -110,7 +110,7 @@ async def test_request_access_raises_429_with_openai_headers_and_corrects_tokens
     with pytest.raises(RateLimitedError) as caught:
         await third.admit(input_tokens=1, max_tokens=1)
     error = caught.value
-    assert "requests per minute" in str(error) and "alice" in str(error)
+    assert "requests per minute of the API key 'alice'" in str(error)
     assert error.retry_after == pytest.approx(60.0)
     assert error.headers["x-ratelimit-remaining-requests"] == "0"
 
@@ -149,3 +149,26 @@ async def test_two_redis_limiters_share_one_budget_of_requests(
     assert second.allowed and second.states[0].remaining == 400
     await a.aclose()
     await b.aclose()
+
+
+async def test_a_teams_limit_is_shared_by_its_keys_and_named_when_reached() -> None:
+    limiter = MemoryRateLimiter(Clock())
+    team = TeamLimits(rpm=3)
+
+    def member(name: str) -> RequestAccess:
+        principal = Principal(key_id=f"key_{name}", name=name, team="research", rpm=10)
+        return RequestAccess(principal, limiter, team)
+
+    for name in ("alice", "bob", "alice"):
+        access = member(name)
+        await access.admit(input_tokens=1, max_tokens=1)
+    assert access.headers()["x-ratelimit-remaining-requests"] == "0"  # the team's, not 8
+    assert access.headers()["x-ratelimit-limit-requests"] == "3"
+    with pytest.raises(RateLimitedError, match="requests per minute of the team 'research'"):
+        await member("carol").admit(input_tokens=1, max_tokens=1)
+    outsider = RequestAccess(Principal(key_id="key_x", name="x", team="ops", rpm=10), limiter)
+    await outsider.admit(input_tokens=1, max_tokens=1)
+    refused = member("bob")
+    with pytest.raises(RateLimitedError):
+        await refused.admit(input_tokens=1, max_tokens=1)
+    assert refused.headers()["x-ratelimit-remaining-requests"] == "0"

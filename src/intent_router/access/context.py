@@ -14,7 +14,8 @@ the cache tenant. Pure (no HTTP): the API layer makes one per request, the gatew
   request and ``estimated input tokens + max_tokens`` (or :data:`DEFAULT_OUTPUT_TOKENS`
   without a ``max_tokens``) are charged up front against the key's RPM and TPM; after the
   answer the token charge is corrected to the real usage (``input + output`` tokens the upstream
-  reported; 0 for a cache hit or a failure: no upstream work was bought).
+  reported; 0 for a cache hit or a failure: no upstream work was bought). A team's limits
+  (:class:`TeamLimits`) are charged in the same step: all fit, or nothing is charged.
 * **Cache tenant**: a keyed request reads and writes cache entries of its tenant only
   (its team, else its key) unless the route opts into ``cache.shared: true``.
 """
@@ -50,12 +51,21 @@ def _trio(kind: str, state: BucketState) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class TeamLimits:
+    """A team's RPM and TPM, shared by every key of the team (models file ``team_limits``)."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+
+
 @dataclass
 class RequestAccess:
     """One request's caller and what access control decided for it."""
 
     principal: Principal = ANONYMOUS
     limiter: RateLimiter | None = None
+    team_limits: TeamLimits | None = None  # the RPM/TPM of the key's team, if it has any
     verdict: Verdict | None = None
     kinds: list[str] = field(default_factory=list)  # "requests"/"tokens" per bucket charged
     buckets: list[Bucket] = field(default_factory=list)
@@ -109,34 +119,38 @@ class RequestAccess:
 
     # -- rate limits ---------------------------------------------------------------
 
-    def _buckets(self, tokens: int) -> tuple[list[str], list[Bucket]]:
-        p = self.principal
-        kinds, buckets = [], []
-        if p.rpm is not None:
-            kinds.append("requests")
-            buckets.append(Bucket(f"key:{p.key_id}:rpm", p.rpm, 1))
-        if p.tpm is not None:
-            kinds.append("tokens")
-            buckets.append(Bucket(f"key:{p.key_id}:tpm", p.tpm, max(0, tokens)))
-        return kinds, buckets
+    def _limits(self, tokens: int) -> list[tuple[str, str, Bucket]]:
+        """(kind, whose limit, bucket) for every limit of the key and of its team."""
+        p, team = self.principal, self.team_limits
+        out: list[tuple[str, str, Bucket]] = []
+        owners = [(f"API key '{p.name}'", f"key:{p.key_id}", p.rpm, p.tpm)]
+        if team is not None and p.team:
+            owners.append((f"team '{p.team}'", f"team:{p.team}", team.rpm, team.tpm))
+        for owner, prefix, rpm, tpm in owners:
+            if rpm is not None:
+                out.append(("requests", owner, Bucket(f"{prefix}:rpm", rpm, 1)))
+            if tpm is not None:
+                out.append(("tokens", owner, Bucket(f"{prefix}:tpm", tpm, max(0, tokens))))
+        return out
 
     async def admit(self, input_tokens: int, max_tokens: int | None) -> None:
         """Charge one request and its worst-case tokens, or raise 429 with the headers."""
         if self.limiter is None:
             return
         tokens = input_tokens + (max_tokens if max_tokens is not None else DEFAULT_OUTPUT_TOKENS)
-        kinds, buckets = self._buckets(tokens)
-        if not buckets:
+        limits = self._limits(tokens)
+        if not limits:
             return
+        buckets = [bucket for _, _, bucket in limits]
         verdict = await self.limiter.acquire(buckets)
-        self.verdict, self.kinds = verdict, kinds
+        self.verdict, self.kinds = verdict, [kind for kind, _, _ in limits]
         if not verdict.allowed:
-            used = [k for k, s in zip(kinds, verdict.states, strict=True) if s.retry_after_s > 0]
+            full = [f"{_per_minute(kind)} of the {owner}"
+                    for (kind, owner, _), state in zip(limits, verdict.states, strict=True)
+                    if state.retry_after_s > 0]  # fmt: skip
             wait = verdict.retry_after_s
             raise RateLimitedError(
-                f"rate limit of the API key '{self.principal.name}' reached "
-                f"({' and '.join(_per_minute(k) for k in used)}); retry after "
-                f"{max(1, math.ceil(wait))}s",
+                f"rate limit reached: {' and '.join(full)}; retry after {max(1, math.ceil(wait))}s",
                 retry_after=wait,
                 headers=self.headers(),
             )
@@ -153,11 +167,16 @@ class RequestAccess:
                 await self.limiter.adjust(bucket, entry, max(0, used_tokens))
 
     def headers(self) -> dict[str, str]:
-        """OpenAI's ``x-ratelimit-*`` headers for what was charged (empty: no limits)."""
-        out: dict[str, str] = {}
+        """OpenAI's ``x-ratelimit-*`` headers (empty: no limits); with a key's and its
+        team's limit of one kind, the one with less room left is reported."""
+        tightest: dict[str, BucketState] = {}
         if self.verdict is not None:
             for kind, state in zip(self.kinds, self.verdict.states, strict=True):
-                out.update(_trio(kind, state))
+                if kind not in tightest or state.remaining < tightest[kind].remaining:
+                    tightest[kind] = state
+        out: dict[str, str] = {}
+        for kind, state in tightest.items():
+            out.update(_trio(kind, state))
         return out
 
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from intent_router.access.auth import Authenticator
-from intent_router.access.context import RequestAccess
+from intent_router.access.context import RequestAccess, TeamLimits
 from intent_router.access.keys import KeyStore
 from intent_router.access.principal import Principal
 from intent_router.access.ratelimit import RateLimiter
@@ -34,6 +35,7 @@ from intent_router.api.admin_auth import ADMIN_KEY_ENV, presented_key
 from intent_router.api.errors import describe
 from intent_router.config import Settings
 from intent_router.errors import AccessError
+from intent_router.models import ModelsConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +49,20 @@ ADMIN = Principal(key_id="admin", name="admin")
 class AccessControl:
     """The key store and the rate limiter of one app; closed by its lifespan."""
 
-    def __init__(self, store: KeyStore, limiter: RateLimiter) -> None:
+    def __init__(
+        self, store: KeyStore, limiter: RateLimiter, teams: Mapping[str, TeamLimits] | None = None
+    ) -> None:
         self.store = store
         self.authenticator = Authenticator(store)
         self.limiter = limiter
+        self.teams = dict(teams or {})  # set by the lifespan from the models file
 
     async def access(self, path: str, secret: str | None) -> RequestAccess:
         if path.startswith(ADMIN_TOO) and _is_admin(secret):
             return RequestAccess(ADMIN)
         principal = await self.authenticator.authenticate(secret)
-        return RequestAccess(principal, self.limiter)
+        team = self.teams.get(principal.team) if principal.team else None
+        return RequestAccess(principal, self.limiter, team)
 
     async def aclose(self) -> None:
         await self.store.aclose()
@@ -108,6 +114,11 @@ class AccessMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
+
+
+def team_limits(models: ModelsConfig) -> dict[str, TeamLimits]:
+    """The models file's ``team_limits``."""
+    return {name: TeamLimits(spec.rpm, spec.tpm) for name, spec in models.team_limits.items()}
 
 
 def make_control(settings: Settings) -> AccessControl | None:

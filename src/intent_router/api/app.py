@@ -54,6 +54,8 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
         )  # fmt: skip
         if models is not None:
             models.check_routes(service.routes.routes)
+            if control is not None:
+                control.teams = access.team_limits(models)
         await service.start()
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
         cache = make_cache(settings, service.encoder) if models else None
