@@ -27,7 +27,7 @@ async def test_a_keys_priority_wins_over_the_header_it_sends() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    control = AdmissionControl(max_in_flight=1, max_queue=1, queue_timeout_s=5)
+    control = AdmissionControl(max_in_flight=1, max_queue=1, queue_timeout_s=30)
     middleware = AdmissionMiddleware(app, control)
 
     async def call(s: dict[str, Any]) -> int:
@@ -47,9 +47,10 @@ async def test_a_keys_priority_wins_over_the_header_it_sends() -> None:
     while control.queued < 1:
         await asyncio.sleep(0)
     # A low-priority key claiming "high" is low: the queue is full of more urgent work.
-    assert await call(scope("high", key_priority=0)) == 503
+    assert await asyncio.wait_for(call(scope("high", key_priority=0)), timeout=2) == 503
+    assert not queued.done()  # it kept its place
     # A high-priority key saying "low" is high: it takes the queued request's place.
     urgent = asyncio.create_task(call(scope("low", key_priority=2)))
-    assert await queued == 503
+    assert await asyncio.wait_for(queued, timeout=2) == 503
     release.set()
     assert await running == 200 and await urgent == 200
