@@ -300,7 +300,7 @@ class BreakerWatch:
         self.router = router
         self.transitions: list[tuple[float, str, str, str]] = []
         if router.gateway is not None:
-            router.gateway.dispatcher.breakers.add_listener(self._on_change)
+            router.gateway.runtime.dispatcher.breakers.add_listener(self._on_change)
 
     def _on_change(self, name: str, old: Any, new: Any) -> None:
         self.transitions.append((time.monotonic(), name, str(old.value), str(new.value)))

@@ -172,3 +172,17 @@ async def test_a_teams_limit_is_shared_by_its_keys_and_named_when_reached() -> N
     with pytest.raises(RateLimitedError):
         await refused.admit(input_tokens=1, max_tokens=1)
     assert refused.headers()["x-ratelimit-remaining-requests"] == "0"
+
+
+async def test_settling_a_refused_request_changes_nothing() -> None:
+    limiter = MemoryRateLimiter(Clock())
+    first = RequestAccess(key(rpm=1, tpm=1000), limiter)
+    await first.admit(input_tokens=10, max_tokens=10)
+    refused = RequestAccess(key(rpm=1, tpm=1000), limiter)
+    with pytest.raises(RateLimitedError):
+        await refused.admit(input_tokens=10, max_tokens=10)
+    await refused.settle(used_tokens=500)
+    await first.settle(used_tokens=15)
+    await first.settle(used_tokens=900)  # once only
+    tokens = await limiter.acquire([Bucket("key:key_1:tpm", 1000, 985)])
+    assert tokens.allowed and tokens.states[0].remaining == 0

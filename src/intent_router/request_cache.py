@@ -41,6 +41,7 @@ from intent_router.cache import (
 )
 from intent_router.cache.keys import normalize_text
 from intent_router.errors import ConfigError, RouteFileError
+from intent_router.observability.metrics import Metrics
 from intent_router.providers import ChatRequest, ChatResponse, Choice, Message
 from intent_router.routing.loader import RouteSet
 from intent_router.routing.matcher import Matcher
@@ -82,7 +83,13 @@ class CacheContext:
 
 
 class RequestCache:
-    """Scopes, per-route policies and store rules over one :class:`ResponseCache`."""
+    """Scopes, per-route policies and store rules over one :class:`ResponseCache`.
+
+    Lookups are counted in ``intent_router_cache_lookups_total`` {tier, result}. When the
+    cache is off the pipeline holds a :class:`intent_router.cache_off.NullCache` instead.
+    """
+
+    uses_vectors = True  # a pinned request is embedded for the semantic tier
 
     def __init__(
         self,
@@ -92,8 +99,10 @@ class RequestCache:
         *,
         default_chain: list[str],
         index_fingerprint: str,
+        metrics: Metrics | None = None,
     ) -> None:
         self.cache = cache
+        self.metrics = metrics
         defaults: CacheDefaults = cache.defaults
         self.policies: dict[str, CachePolicy] = {"none": defaults.policy}
         for route in routes.routes:
@@ -154,23 +163,37 @@ class RequestCache:
     async def lookup_exact(
         self, early: CacheScope, text: str, directives: Directives
     ) -> CacheHit | None:
-        if not directives.may_serve:
-            return None
-        return _servable(await self.cache.lookup_exact(early, text), text)
+        hit = None
+        if directives.may_serve:
+            hit = _servable(await self.cache.lookup_exact(early, text), text)
+        self._count("exact", "miss" if hit is None else "hit")
+        return hit
 
-    async def lookup(
-        self, ctx: CacheContext, text: str, vector: np.ndarray, *, relaxed: bool = False
+    async def lookup(self, ctx: CacheContext, text: str, vector: np.ndarray) -> CacheHit | None:
+        hit = await self._search(ctx, text, vector, relaxed=False)
+        self._count("semantic", "miss" if hit is None else "hit")
+        return hit
+
+    async def stale(self, ctx: CacheContext, text: str, vector: np.ndarray) -> CacheHit | None:
+        """Stale-if-error: the closest answer under the relaxed threshold, if the route opts in."""
+        if not ctx.policy.stale_if_error:
+            return None
+        hit = await self._search(ctx, text, vector, relaxed=True)
+        if hit is not None:
+            self._count("semantic", "stale")
+        return hit
+
+    async def _search(
+        self, ctx: CacheContext, text: str, vector: np.ndarray, *, relaxed: bool
     ) -> CacheHit | None:
         if not ctx.directives.may_serve:
             return None
         hit = await self.cache.lookup(ctx.scope, text, vector, ctx.policy, relaxed=relaxed)
         return _servable(hit, text)
 
-    async def stale(self, ctx: CacheContext, text: str, vector: np.ndarray) -> CacheHit | None:
-        """Stale-if-error: the closest answer under the relaxed threshold, if the route opts in."""
-        if not ctx.policy.stale_if_error:
-            return None
-        return await self.lookup(ctx, text, vector, relaxed=True)
+    def _count(self, tier: str, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.cache_lookups.labels(tier, result).inc()
 
     async def store(
         self,

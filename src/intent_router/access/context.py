@@ -158,10 +158,11 @@ class RequestAccess:
 
     async def settle(self, used_tokens: int) -> None:
         """Correct the token charge to what was really used (once; later calls are no-ops)."""
-        if self.settled or self.limiter is None:
-            return
+        verdict = self.verdict
+        if self.settled or self.limiter is None or verdict is None or not verdict.allowed:
+            return  # nothing was charged
         self.settled = True
-        entry = self.verdict.entry if self.verdict is not None else ""
+        entry = verdict.entry
         for kind, bucket in zip(self.kinds, self.buckets, strict=True):
             if kind == "tokens" and used_tokens != bucket.charge:
                 await self.limiter.adjust(bucket, entry, max(0, used_tokens))

@@ -118,7 +118,7 @@ def _model_card(name: str, created: int) -> dict[str, Any]:
 @router.get("/v1/models", responses=ERRORS)
 async def list_models(gateway: Gateway) -> dict[str, Any]:
     created = int(time.time())
-    names = [AUTO, *sorted(gateway.models.models)]
+    names = [AUTO, *sorted(gateway.runtime.models.models)]
     return {"object": "list", "data": [_model_card(name, created) for name in names]}
 
 

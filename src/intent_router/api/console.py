@@ -61,7 +61,7 @@ async def explain(body: ExplainRequest, service: Service, request: Request) -> d
     gateway = request.state.gateway
     decision = routed.decision
     cache = await preview_cache(
-        gateway.cache if gateway is not None else None,
+        gateway.runtime.cache if gateway is not None else None,
         service.clean_query(body.query)[0],
         routed.vector,
         route=decision.route,
@@ -77,4 +77,4 @@ async def traffic(request: Request) -> dict[str, Any]:
     gateway: Gateway | None = request.state.gateway
     if gateway is None:
         return TrafficStats().snapshot()  # routing only: no traffic to show
-    return gateway.traffic.snapshot(breakers=gateway.dispatcher.breaker_states())
+    return gateway.traffic.snapshot(breakers=gateway.runtime.dispatcher.breaker_states())

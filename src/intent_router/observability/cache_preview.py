@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from intent_router.cache import Directives, exact_key
+from intent_router.cache_off import NullCache
 from intent_router.errors import CacheError
 from intent_router.observability.redact import redact
 from intent_router.providers import ChatRequest, Message
@@ -22,14 +23,14 @@ from intent_router.request_cache import RequestCache
 
 
 async def preview_cache(
-    cache: RequestCache | None,
+    cache: RequestCache | NullCache | None,
     text: str,
     vector: np.ndarray,
     *,
     route: str | None,
     chain: list[str],
 ) -> dict[str, Any]:
-    if cache is None:
+    if not isinstance(cache, RequestCache):  # no gateway, or the cache is off
         return {"enabled": False, "action": "off", "reason": "the response cache is off"}
     request = ChatRequest(messages=[Message(role="user", content=text)])
     early = cache.early_scope(request, None)

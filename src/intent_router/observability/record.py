@@ -40,6 +40,7 @@ class RequestRecord:
     stale_because: str | None = None  # the error a stale answer stood in for
     latency_s: float = 0.0
     prompt: str | None = None  # only when --log-prompts asks for it
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (model, why) off the chain
     key_id: str | None = None  # the API key's id (never its secret); None without keys
     team: str | None = None  # the key's team
 
@@ -85,6 +86,8 @@ class RequestRecord:
             row.update(error=self.error, reason=self.reason)
         if self.stale_because is not None:
             row["stale_because"] = self.stale_because
+        if self.skipped:
+            row["skipped"] = [{"model": m, "reason": why} for m, why in self.skipped]
         if self.prompt is not None:
             row["prompt"] = self.prompt
         return row
