@@ -20,6 +20,7 @@ from intent_router.access import Principal
 from intent_router.access.budget import BudgetLedger
 from intent_router.access.budget_memory import MemoryBudgetLedger
 from intent_router.access.budget_redis import RedisBudgetLedger
+from intent_router.access.context import RequestAccess
 from intent_router.config import Settings
 from intent_router.dispatch import Dispatcher
 from intent_router.embedding.encoder import Encoder
@@ -127,7 +128,9 @@ async def burst(gateways: list[Gateway], who: Principal, n: int) -> tuple[int, l
 
     async def one(i: int) -> str | None:
         try:
-            await gateways[i % len(gateways)].complete(ask(CHAT_Q, max_tokens=20), principal=who)
+            await gateways[i % len(gateways)].complete(
+                ask(CHAT_Q, max_tokens=20), access=RequestAccess(who)
+            )
         except BudgetExceededError as exc:
             return str(exc)
         return None
@@ -175,7 +178,7 @@ async def test_half_a_dollar_under_32_concurrent_clients(make_gateway: Make) -> 
     async def client() -> None:
         for _ in range(200):
             try:
-                await gateway.complete(ask(CHAT_Q, max_tokens=20), principal=who)
+                await gateway.complete(ask(CHAT_Q, max_tokens=20), access=RequestAccess(who))
             except BudgetExceededError as exc:
                 last.append(str(exc))
                 return
@@ -191,13 +194,13 @@ async def test_downgrade_at_80_percent(make_gateway: Make, fake: FakeUpstream) -
     gateway = await make_gateway(ledger)
     who = alice(1.00, "dave")
     fake.reset()
-    answer = await gateway.complete(ask(CODE_Q, max_tokens=20), principal=who)
+    answer = await gateway.complete(ask(CODE_Q, max_tokens=20), access=RequestAccess(who))
     assert answer.response.model == "strong-coder"
     await ledger.settle(await ledger.reserve(who, 0.80), 0.80)  # 80 % used
-    answer = await gateway.complete(ask(CODE_Q, max_tokens=20), principal=who)
+    answer = await gateway.complete(ask(CODE_Q, max_tokens=20), access=RequestAccess(who))
     assert answer.response.model == "fast-small"  # the chain's cheapest
     assert fake.calls("strong-coder-up") == 1
-    answer = await gateway.complete(ask(MATH_Q, max_tokens=20), principal=who)
+    answer = await gateway.complete(ask(MATH_Q, max_tokens=20), access=RequestAccess(who))
     assert answer.response.model == "fast-small"  # the math route's budget_chain
     assert fake.calls("strong-reasoner-up") == 0
 
@@ -208,7 +211,9 @@ async def test_pii_gate_sends_personal_data_to_approved_models_only(
     gateway = await make_gateway(MemoryBudgetLedger())
     fake.reset()
     mail = f"{CODE_Q}; send it to jane.doe@example.com"
-    answer = await gateway.complete(ask(mail, max_tokens=20), principal=alice(5.0, "erin"))
+    answer = await gateway.complete(
+        ask(mail, max_tokens=20), access=RequestAccess(alice(5.0, "erin"))
+    )
     assert answer.response.model == "cheap-general"
     assert fake.calls("strong-coder-up") == 0 and fake.calls("cheap-general-up") == 1
     with pytest.raises(PiiNotApprovedError, match=r"\(EMAIL\).*approved models: cheap-general"):
@@ -226,7 +231,7 @@ async def test_the_decision_row_records_the_gate_the_budget_and_the_skips(
     who = alice(1.0, "gina")
     await ledger.settle(await ledger.reserve(who, 0.85), 0.85)
     ex = gateway.exchange(ask(f"{CODE_Q}, mail jane.doe@example.com", max_tokens=20),
-                          principal=who, request_id="r-gate")  # fmt: skip
+                          access=RequestAccess(who), request_id="r-gate")  # fmt: skip
     await stages.prepare(ex)
     await spend.reserve(ex)
     row = gateway.recorder.request_record(ex).row()
@@ -240,7 +245,7 @@ async def test_the_decision_row_records_the_gate_the_budget_and_the_skips(
     reasons = {s["model"]: s["reason"] for s in row["skipped"]}
     assert reasons["fast-small"].startswith("personal data in the request (EMAIL)")
     await spend.settle(ex)
-    plain = gateway.exchange(ask(CODE_Q, max_tokens=20), principal=who)
+    plain = gateway.exchange(ask(CODE_Q, max_tokens=20), access=RequestAccess(who))
     await stages.prepare(plain)
     await spend.reserve(plain)
     row = gateway.recorder.request_record(plain).row()
@@ -263,13 +268,13 @@ async def test_streams_settle_when_they_end_or_are_cut(
     gateway = await make_gateway(ledger)
     who = alice(5.0, "frank")
     fake.reset()
-    opened = await gateway.stream(ask(CHAT_Q, max_tokens=20), principal=who)
+    opened = await gateway.stream(ask(CHAT_Q, max_tokens=20), access=RequestAccess(who))
     events = [e async for e in opened.events]
     done = events[-1]
     assert isinstance(done, StreamDone)
     assert await ledger.spend("key", "key_frank", "1d") == pytest.approx(done.response.cost_usd)
     fake.script("cheap-general-up", Fault.break_stream())
-    opened = await gateway.stream(ask(CHAT_Q, max_tokens=20), principal=who)
+    opened = await gateway.stream(ask(CHAT_Q, max_tokens=20), access=RequestAccess(who))
     _ = [e async for e in opened.events]
     cut = await ledger.spend("key", "key_frank", "1d") - done.response.cost_usd
     assert cut > 0  # the input and the text sent before the cut are counted

@@ -231,7 +231,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.models is not None:
         extra["models_file"] = None if str(args.models) == "none" else args.models
     flags = ("max_in_flight", "max_body_bytes", "decision_log", "decision_log_max_bytes",
-             "decision_log_keep")  # fmt: skip
+             "decision_log_keep", "keys_file", "keys_redis_url")  # fmt: skip
     for flag in flags:
         if getattr(args, flag) is not None:
             extra[flag] = getattr(args, flag)
@@ -242,6 +242,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from intent_router.api.access import open_warning
     from intent_router.api.app import create_app
     from intent_router.embedding.choice import load_encoder
     from intent_router.service import prepare_index
@@ -252,6 +253,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if models is not None:  # after the index check, as the server's start-up does it
         models.check_routes(routes.routes)
     app = create_app(settings, encoder=encoder)
+    open_warning(args.host, settings)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
@@ -309,6 +311,9 @@ def _parser() -> argparse.ArgumentParser:
         help="exit with status 1 when the overall accuracy (routes and 'none' alike, a "
         "fraction 0-1) is below X; for gating route changes in CI",
     )
+    from intent_router.cli_keys import add_parser as add_keys
+
+    add_keys(sub)
     serve = command("serve", "Serve the HTTP API.", cmd_serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument(
@@ -334,6 +339,19 @@ def _parser() -> argparse.ArgumentParser:
         "--max-body-bytes",
         type=int,
         help="refuse larger request bodies with 413 before reading them (default 4 MiB)",
+    )
+    serve.add_argument(
+        "--keys",
+        dest="keys_file",
+        type=Path,
+        metavar="FILE",
+        help="API keys (intent-router keys create): every endpoint but /healthz needs one",
+    )
+    serve.add_argument(
+        "--keys-redis",
+        dest="keys_redis_url",
+        metavar="URL",
+        help="API keys and rate limits in this Redis, shared by replicas (instead of --keys)",
     )
     serve.add_argument(
         "--log-prompts",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from intent_router.access import ANONYMOUS, Principal
 from intent_router.access.budget import BudgetLedger
+from intent_router.access.context import RequestAccess
 from intent_router.cache import Directives, ResponseCache
 from intent_router.dispatch import Dispatcher
 from intent_router.models import ModelsConfig
@@ -89,16 +89,19 @@ class Gateway:
         endpoint: str = "complete",
         directives: Directives = NO_DIRECTIVES,
         request_id: str | None = None,
-        principal: Principal = ANONYMOUS,
+        access: RequestAccess | None = None,
     ) -> Exchange:
-        """A new request's context, on the runtime current now."""
+        """A new request's context, on the runtime current now; ``access`` is the caller
+        as the key check found it (anonymous, nothing enforced, without keys)."""
+        access = access if access is not None else RequestAccess()
         return Exchange(
             call=Call.now(request_id, endpoint),
             request=request,
             runtime=self.runtime,  # read once: the request keeps it to the end
             model=model,
             directives=directives,
-            principal=principal,
+            principal=access.principal,
+            access=access,
         )
 
     async def complete(
@@ -109,10 +112,10 @@ class Gateway:
         endpoint: str = "complete",
         directives: Directives = NO_DIRECTIVES,
         request_id: str | None = None,
-        principal: Principal = ANONYMOUS,
+        access: RequestAccess | None = None,
     ) -> Answer:
         ex = self.exchange(request, model=model, endpoint=endpoint, directives=directives,
-                           request_id=request_id, principal=principal)  # fmt: skip
+                           request_id=request_id, access=access)  # fmt: skip
         try:
             await stages.prepare(ex)
             if not ex.answered:
@@ -123,8 +126,10 @@ class Gateway:
                     await spend.settle(ex)
                 await stages.store(ex)
         except Exception as exc:
+            await stages.settle_limits(ex)
             self._fail(ex, exc)
             raise
+        await stages.settle_limits(ex)
         self.recorder.record(ex)
         return ex.answer()
 
@@ -136,7 +141,7 @@ class Gateway:
         endpoint: str = "stream",
         directives: Directives = NO_DIRECTIVES,
         request_id: str | None = None,
-        principal: Principal = ANONYMOUS,
+        access: RequestAccess | None = None,
     ) -> OpenStream:
         """The same stages; ChainExhaustedError surfaces before anything is sent.
 
@@ -145,7 +150,7 @@ class Gateway:
         ends. The answering model is known when this returns.
         """
         ex = self.exchange(request, model=model, endpoint=endpoint, directives=directives,
-                           request_id=request_id, principal=principal)  # fmt: skip
+                           request_id=request_id, access=access)  # fmt: skip
         try:
             await stages.prepare(ex)
             if not ex.answered:
@@ -153,11 +158,13 @@ class Gateway:
             opened = None if ex.answered else await stages.open_stream(ex)
         except Exception as exc:
             await spend.settle(ex)  # nothing was sent: the reservation goes back
+            await stages.settle_limits(ex)
             self._fail(ex, exc)
             raise
         if opened is None:
             await spend.settle(ex)
             answer = ex.answer()
+            await stages.settle_limits(ex)
             self.recorder.record(ex)
             self.recorder.first_token(ex, answer.response.model)
             return OpenStream(ex.plan, ex.cache, answer.response.model, replay(answer.response))
@@ -183,6 +190,7 @@ class Gateway:
         finally:
             await opened.events.aclose()  # type: ignore[attr-defined]
             await spend.settle(ex, model=opened.model, output_chars=sent)
+            await stages.settle_limits(ex)
             self.recorder.record(ex)
 
     def _fail(self, ex: Exchange, exc: Exception) -> None:

@@ -25,6 +25,8 @@ One YAML file, parsed once at start-up into :class:`ModelsConfig`::
       default_output_tokens: 1024   # worst-case output of a request without max_tokens
       reservation_ttl_s: 900  # a dead process's reservations hold budget this long
       teams: {research: {budget_usd: 50, period: 7d}}
+    team_limits:              # RPM/TPM shared by every key of a team (a key's own: keys --rpm)
+      research: {rpm: 600, tpm: 200000}
 
 Every error raises :class:`~intent_router.errors.ModelsFileError` naming the file, the line
 (from the YAML node marks) and the field.
@@ -190,6 +192,14 @@ class BudgetSettings(_Strict):
     )
 
 
+class TeamLimitSpec(_Strict):
+    """One team's rate limits (``team_limits.NAME``), shared by its keys; a key's own RPM
+    and TPM are set with ``intent-router keys``."""
+
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
+    tpm: int | None = Field(default=None, ge=1, description="tokens per minute")
+
+
 class ModelsConfig(_Strict):
     models: dict[ModelName, ModelSpec] = Field(min_length=1)
     default_chain: list[str] = Field(min_length=1)
@@ -199,6 +209,9 @@ class ModelsConfig(_Strict):
     panic: PanicSettings = PanicSettings()
     deadline_s: float = Field(default=60.0, gt=0, description="default per-request deadline")
     budgets: BudgetSettings = BudgetSettings()
+    team_limits: dict[str, TeamLimitSpec] = Field(
+        default_factory=dict, description="team name → RPM/TPM shared by the team's keys"
+    )
     pii_gate: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="requests with personal data go only to pii_approved models: always (on), "

@@ -12,7 +12,8 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from intent_router.api import admission, completions, console, errors, messages
+from intent_router.access.spending import open_ledger
+from intent_router.api import access, admission, completions, console, errors, messages
 from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
 from intent_router.cache import (
@@ -54,11 +55,19 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
         )  # fmt: skip
         if models is not None:
             models.check_routes(service.routes.routes)
+            if control is not None:
+                control.teams = access.team_limits(models)
         await service.start()
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
         cache = make_cache(settings, service.encoder) if models else None
         if cache is not None:
             await cache.start()
+        ledger = (
+            open_ledger(models, keys_file=settings.keys_file,
+                        redis_url=settings.keys_redis_url, namespace=settings.keys_namespace)
+            if models
+            else None
+        )  # fmt: skip
         async with httpx.AsyncClient(limits=limits, timeout=None) as client:
             dispatcher = Dispatcher(models, client, metrics=metrics) if models else None
             decisions = make_decision_log(settings, metrics) if dispatcher else None
@@ -66,13 +75,17 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
                 decisions.start()
             gateway = (
                 Gateway(service, models, dispatcher, cache, metrics=metrics,
-                        decision_log=decisions, log_prompts=settings.log_prompts)
+                        decision_log=decisions, log_prompts=settings.log_prompts, ledger=ledger)
                 if models and dispatcher
                 else None
             )  # fmt: skip
             try:
                 yield {"service": service, "gateway": gateway}
             finally:
+                if control is not None:
+                    await control.aclose()
+                if ledger is not None:
+                    await ledger.aclose()  # the spend file gets its last write
                 if decisions is not None:
                     await decisions.aclose()
                 if cache is not None:
@@ -87,6 +100,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.include_router(console.router)
     errors.install(app)
     admission.install(app, settings, metrics)
+    control = access.install(app, settings)  # outside admission: a key's priority orders it
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals at the edge carry the id too
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
     return app

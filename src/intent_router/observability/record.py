@@ -40,8 +40,10 @@ class RequestRecord:
     stale_because: str | None = None  # the error a stale answer stood in for
     latency_s: float = 0.0
     prompt: str | None = None  # only when --log-prompts asks for it
-    access: dict[str, Any] = field(default_factory=dict)  # budget, pii_gate: as decided
+    notes: dict[str, Any] = field(default_factory=dict)  # budget, pii_gate: as decided
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (model, why) off the chain
+    key_id: str | None = None  # the API key's id (never its secret); None without keys
+    team: str | None = None  # the key's team
 
     @property
     def upstream_s(self) -> float:
@@ -75,6 +77,8 @@ class RequestRecord:
             "cost_usd": self.cost_usd,
             "latency_ms": round(self.latency_s * 1000, 2),
             "outcome": self.outcome,
+            "key_id": self.key_id,
+            "team": self.team,
         }
         conversation = {k: v for k, v in self.routing.items() if k.startswith("turn")}
         if conversation:
@@ -87,7 +91,7 @@ class RequestRecord:
             row["skipped"] = [{"model": m, "reason": why} for m, why in self.skipped]
         if self.prompt is not None:
             row["prompt"] = self.prompt
-        row.update(self.access)
+        row.update(self.notes)
         return row
 
     def log_line(self) -> dict[str, Any]:
@@ -105,6 +109,8 @@ class RequestRecord:
             "latency_ms": round(self.latency_s * 1000, 2),
             "cache": self.cache or "miss",
         }
+        if self.key_id is not None:
+            line.update(key_id=self.key_id, team=self.team)
         if self.model is not None:
             line.update(
                 model=self.model,

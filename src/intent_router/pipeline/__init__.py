@@ -2,7 +2,11 @@
 
 ::
 
-    parse → exact cache → embed and route → semantic cache → dispatch → store → record
+    parse → admit → exact cache → embed and route → permit → semantic cache → dispatch
+          → store → record
+
+(``admit``: the key's pinned model and rate limits; ``permit``: the chain cut to the key's
+models. Both do nothing for an anonymous caller, i.e. without keys.)
 
 * :mod:`.exchange` — the per-request context: the call (id, endpoint, start), the
   ChatRequest, cache directives, the ``principal``, the plan, ``skipped`` models, cache

@@ -63,7 +63,9 @@ class Recorder:
             latency_s=time.perf_counter() - call.started,
             prompt=prompt_for_log(plan.text, self.log_prompts),
             skipped=list(ex.skipped),
-            access=dict(ex.access),
+            key_id=None if ex.principal.anonymous else ex.principal.key_id,
+            team=ex.principal.team,
+            notes=dict(ex.notes),
         )
         if response is not None:
             record.model, record.provider = response.model, response.provider

@@ -24,7 +24,7 @@ async def reserve(ex: Exchange) -> None:
     )  # fmt: skip
     ex.hold = hold
     ex.skipped += hold.skipped
-    ex.access.update(hold.record)
+    ex.notes.update(hold.record)
     if hold.chain != plan.chain:
         ex.plan = dataclasses.replace(plan, chain=hold.chain)
 
