@@ -78,6 +78,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory, fake: FakeUpstream) -> Se
                 f"{name}-up",
                 price_per_mtok_input=pin,
                 price_per_mtok_output=pout,
+                timeout_s=10,  # no retry under load: the tests count upstream calls
+                max_retries=0,
                 pii_approved=name == "cheap-general",
             )
             for name, (pin, pout) in PRICES.items()

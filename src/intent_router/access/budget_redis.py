@@ -127,7 +127,7 @@ class RedisBudgetLedger(BudgetLedger):
         self,
         url: str,
         *,
-        namespace: str = "intent-router:budget",
+        namespace: str = "intent-router:access:budget",
         teams: Mapping[str, TeamBudget] | None = None,
         reservation_ttl_s: float = 900.0,
         op_timeout_s: float = 2.0,
