@@ -44,10 +44,11 @@ class Hold:
 
 
 def team_budgets(models: ModelsConfig) -> dict[str, TeamBudget]:
-    """The ledger's team budgets, from the models file's ``budgets.teams``."""
+    """The ledger's team budgets, from the models file's ``team_limits``."""
     return {
         name: TeamBudget(spec.budget_usd, spec.period)
-        for name, spec in models.budgets.teams.items()
+        for name, spec in models.team_limits.items()
+        if spec.budget_usd is not None
     }
 
 
