@@ -5,7 +5,7 @@ counting calls per model, ledgers in memory and in a real redis-server."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ from intent_router.pipeline import spend, stages
 from intent_router.providers import ChatRequest, Message, StreamDone
 from intent_router.service import RouterService
 from intent_router.testing import FakeUpstream, Fault
-from intent_router.testing.redis_server import redis_binary, running_redis
+from intent_router.testing.cache_fixtures import redis_server  # noqa: F401 - a fixture
+from intent_router.testing.redis_server import RedisServer
 
 CHAT_Q = "hi there, how are you today"
 CODE_Q = "write a python function that parses a date"
@@ -116,15 +117,6 @@ async def make_gateway(settings: Settings, encoder: Encoder) -> AsyncIterator[Ma
         yield make
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    binary = redis_binary()
-    if binary is None:
-        pytest.skip("redis-server binary not found on PATH (apt-get install redis-server)")
-    with running_redis(binary) as server:
-        yield server.url
-
-
 async def burst(gateways: list[Gateway], who: Principal, n: int) -> tuple[int, list[str]]:
     """``n`` requests at once, spread over the replicas: (answered, refusal messages)."""
 
@@ -157,11 +149,13 @@ async def test_a_burst_of_64_never_settles_above_the_budget(
 
 
 async def test_two_replicas_sharing_redis_never_overspend(
-    make_gateway: Make, fake: FakeUpstream, redis_url: str
+    make_gateway: Make,
+    fake: FakeUpstream,
+    redis_server: RedisServer,  # noqa: F811
 ) -> None:
     fake.reset()
-    a = await make_gateway(RedisBudgetLedger(redis_url, namespace="t:two"))
-    b = await make_gateway(RedisBudgetLedger(redis_url, namespace="t:two"))
+    a = await make_gateway(RedisBudgetLedger(redis_server.url, namespace="t:two"))
+    b = await make_gateway(RedisBudgetLedger(redis_server.url, namespace="t:two"))
     answered, refused = await burst([a, b], alice(0.10, "bob"), 64)
     spent = await a.runtime.spending.ledger.spend("key", "key_bob", "1d")
     assert 0 < spent <= 0.10
