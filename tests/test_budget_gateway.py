@@ -251,7 +251,7 @@ async def test_the_decision_row_records_the_gate_the_budget_and_the_skips(
     assert reasons["strong-coder"] == (
         "key 'gina' is 85% used (downgrade at 80%): dearer than fast-small"
     )
-    assert row["budget"]["reserved_usd"] > 0
+    assert row["budget"]["worst_case_usd"] > 0
     await spend.settle(plain)
     await spend.settle(ex)
     assert (await ledger.usage(who))[0].reserved_usd == 0.0

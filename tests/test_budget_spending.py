@@ -134,7 +134,7 @@ async def test_hold_downgrades_then_reserves_and_settle_counts_once() -> None:
     request = ask("hello", max_tokens=10)  # ~5 input tokens
     hold = await spending.hold(ALICE, request, ["big", "mid", "small"])
     assert hold.chain == ["big", "mid", "small"] and hold.skipped == []
-    assert hold.record["budget"]["reserved_usd"] == pytest.approx((5 * 10 + 10 * 30) / 1e6)
+    assert hold.record["budget"]["worst_case_usd"] == pytest.approx((5 * 10 + 10 * 30) / 1e6)
     await spending.settle(hold, request, response(0.85))
     await spending.settle(hold, request, response(0.85))  # once only
     assert await ledger.spend("key", "key_a", "1d") == 0.85
@@ -152,8 +152,11 @@ async def test_hold_downgrades_then_reserves_and_settle_counts_once() -> None:
         0.85 + (5 * 10 + 100 * 30) / 1e6
     )
     await spending.settle(await spending.hold(ALICE, request, ["small"]), request, response(0.15))
+    refused: dict[str, Any] = {}  # a refusal's decision row still says why
     with pytest.raises(BudgetExceededError, match="key 'alice'"):
-        await spending.hold(ALICE, request, ["small"])
+        await spending.hold(ALICE, request, ["small"], record=refused)
+    assert refused["budget"]["name"] == "key 'alice'" and refused["budget"]["share"] >= 1.0
+    assert refused["budget"]["worst_case_usd"] > 0
 
 
 async def test_anonymous_requests_are_gated_but_not_budgeted() -> None:
@@ -161,5 +164,8 @@ async def test_anonymous_requests_are_gated_but_not_budgeted() -> None:
     hold = await spending.hold(ANONYMOUS, ask("hi"), ["big", "small"])
     assert hold.chain == ["big", "small"] and hold.reservation.empty
     assert "budget" not in hold.record
+    refused: dict[str, Any] = {}
     with pytest.raises(PiiNotApprovedError):
-        await spending.hold(ANONYMOUS, ask("my SSN is 123-45-6789"), ["big", "small"])
+        await spending.hold(ANONYMOUS, ask("my SSN is 123-45-6789"), ["big", "small"],
+                            record=refused)  # fmt: skip
+    assert refused == {"pii_gate": {"personal_data": ["SSN"], "refused": True}}

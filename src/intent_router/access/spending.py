@@ -28,6 +28,7 @@ from intent_router.access.cost import cut_stream_usd, worst_case_usd
 from intent_router.access.downgrade import downgrade
 from intent_router.access.pii_gate import PiiGate
 from intent_router.access.principal import Principal
+from intent_router.errors import PiiNotApprovedError
 from intent_router.models import ModelsConfig
 from intent_router.providers import ChatRequest, ChatResponse
 
@@ -66,11 +67,18 @@ class Spending:
         *,
         budget_chain: Sequence[str] = (),
         pinned: bool = False,
+        record: dict[str, Any] | None = None,
     ) -> Hold:
         """Narrow ``chain`` and reserve its worst case; raises PiiNotApprovedError (400)
-        or BudgetExceededError (429) before any upstream is called."""
-        gated = self.gate.apply(request, chain)  # first: a downgrade never empties it
-        hold = Hold(gated.chain, skipped=list(gated.skipped))
+        or BudgetExceededError (429) before any upstream is called. ``record`` (the
+        decision row's extra keys) is filled as decisions are made, a refusal's too."""
+        record = record if record is not None else {}
+        try:
+            gated = self.gate.apply(request, chain)  # first: a downgrade never empties it
+        except PiiNotApprovedError as exc:
+            record["pii_gate"] = {"personal_data": exc.kinds, "refused": True}
+            raise
+        hold = Hold(gated.chain, skipped=list(gated.skipped), record=record)
         if gated.record is not None:
             hold.record["pii_gate"] = gated.record
         budgets = self.ledger.budgets_of(principal)
@@ -88,8 +96,8 @@ class Spending:
             hold.chain, hold.skipped = kept, hold.skipped + skipped
         if budgets:
             worst = worst_case_usd(request, hold.chain, self.models)
+            hold.record.setdefault("budget", {})["worst_case_usd"] = round(worst, 8)
             hold.reservation = await self.ledger.reserve(principal, worst)
-            hold.record.setdefault("budget", {})["reserved_usd"] = round(worst, 8)
         return hold
 
     async def settle(

@@ -20,11 +20,10 @@ async def reserve(ex: Exchange) -> None:
     budget_chain = rt.router.routes.get(plan.route).budget_chain if plan.route else []
     hold = await rt.spending.hold(
         ex.principal, ex.request, plan.chain,
-        budget_chain=budget_chain, pinned=plan.pinned is not None,
+        budget_chain=budget_chain, pinned=plan.pinned is not None, record=ex.notes,
     )  # fmt: skip
     ex.hold = hold
     ex.skipped += hold.skipped
-    ex.notes.update(hold.record)
     if hold.chain != plan.chain:
         ex.plan = dataclasses.replace(plan, chain=hold.chain)
 
