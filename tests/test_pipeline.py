@@ -36,7 +36,8 @@ from intent_router.testing import FakeUpstream
 
 CODE_Q = "write a python function that reverses a linked list"
 MATH_Q = "what is the derivative of x^3"
-NAMES = ("parse", "exact_cache", "embed_and_route", "choose_variant", "semantic_cache")
+NAMES = ("parse", "admit", "exact_cache", "embed_and_route", "choose_variant", "permit",
+         "semantic_cache")  # fmt: skip
 
 
 def ask(text: str) -> ChatRequest:
@@ -125,7 +126,7 @@ async def test_prepare_runs_the_stages_in_order_and_stops_at_the_first_answer(
 
     repeat = gateway.exchange(ask(CODE_Q))
     await stages.prepare(repeat, traced(ran))
-    assert ran == ["parse", "exact_cache"]
+    assert ran == ["parse", "admit", "exact_cache"]
     assert repeat.answered and repeat.cache.hit == "exact"
 
     ran.clear()

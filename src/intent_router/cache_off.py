@@ -21,7 +21,14 @@ class NullCache:
 
     uses_vectors = False  # a pinned request is not embedded just for the cache
 
-    def early_scope(self, request: ChatRequest, pinned: str | None) -> CacheScope:
+    def early_scope(
+        self,
+        request: ChatRequest,
+        pinned: str | None,
+        *,
+        tenant: str | None = None,
+        models: list[str] | None = None,
+    ) -> CacheScope:
         return OFF
 
     def context(
@@ -34,6 +41,7 @@ class NullCache:
         directives: Directives,
         early: CacheScope,
         lang: str | None = None,
+        tenant: str | None = None,
     ) -> CacheContext:
         return CacheContext(OFF, OFF_POLICY, directives, request.temperature)
 

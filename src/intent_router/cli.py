@@ -266,7 +266,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.models is not None:
         extra["models_file"] = None if str(args.models) == "none" else args.models
     flags = ("max_in_flight", "max_body_bytes", "decision_log", "decision_log_max_bytes",
-             "decision_log_keep", "otel")  # fmt: skip
+             "decision_log_keep", "otel", "keys_file", "keys_redis_url")  # fmt: skip
     for flag in flags:
         if getattr(args, flag) is not None:
             extra[flag] = getattr(args, flag)
@@ -281,6 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from intent_router.api.access import open_warning
     from intent_router.api.app import create_app
     from intent_router.embedding.choice import load_encoder
     from intent_router.service import prepare_index
@@ -289,8 +290,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Refuse a missing or stale index before binding the port, with the command to run.
     prepare_index(settings, encoder, routes, build=settings.build_on_start)
     if models is not None:  # after the index check, as the server's start-up does it
-        models.check_chains(routes.model_lists())
+        models.check_routes(routes.routes)
     app = create_app(settings, encoder=encoder, reload_signal=True)
+    open_warning(args.host, settings)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
@@ -381,6 +383,9 @@ def _parser() -> argparse.ArgumentParser:
         help="labelled file only: the routes to compare with (default: the server's routes, "
         "INTENT_ROUTER_ROUTES_DIR or routes/)",
     )
+    from intent_router.cli_keys import add_parser as add_keys
+
+    add_keys(sub)
     serve = command("serve", "Serve the HTTP API.", cmd_serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument(
@@ -406,6 +411,19 @@ def _parser() -> argparse.ArgumentParser:
         "--max-body-bytes",
         type=int,
         help="refuse larger request bodies with 413 before reading them (default 4 MiB)",
+    )
+    serve.add_argument(
+        "--keys",
+        dest="keys_file",
+        type=Path,
+        metavar="FILE",
+        help="API keys (intent-router keys create): every endpoint but /healthz needs one",
+    )
+    serve.add_argument(
+        "--keys-redis",
+        dest="keys_redis_url",
+        metavar="URL",
+        help="API keys and rate limits in this Redis, shared by replicas (instead of --keys)",
     )
     serve.add_argument(
         "--log-prompts",

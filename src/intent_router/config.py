@@ -58,3 +58,9 @@ class Settings(BaseSettings):
     """Rotated decision-log files kept."""
     decision_log_queue: int = Field(default=10_000, ge=1)
     """Rows waiting for the writer; beyond it rows are dropped and counted."""
+    keys_file: Path | None = None
+    """API keys (``intent-router keys``); set, every endpoint but ``/healthz`` needs one."""
+    keys_redis_url: str | None = None
+    """API keys and rate limits in this Redis, shared by replicas (instead of ``keys_file``)."""
+    keys_namespace: str = "intent-router:access"
+    """Prefix of the Redis keys that hold API keys and rate-limit buckets."""

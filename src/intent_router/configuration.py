@@ -20,11 +20,13 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from intent_router.access.budget import BudgetLedger
 from intent_router.cache import ResponseCache
 from intent_router.config import Settings
 from intent_router.dispatch import Dispatcher
@@ -51,6 +53,9 @@ class Shared:
     client: httpx.AsyncClient | None = None
     cache: ResponseCache | None = None
     decision_log: DecisionLog | None = None
+    ledger: BudgetLedger | None = None  # budgets: spend outlives every configuration
+    on_activate: Callable[[ModelsConfig | None], None] | None = None
+    """Told the models file of each configuration that starts serving (e.g. team limits)."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ def load_configuration(
     if index.manifest["routes_fingerprint"] != routes.fingerprint:  # a build raced this one
         raise StaleIndexError(f"index {index.folder} does not match the route files")
     if models is not None:
-        models.check_chains(routes.model_lists())
+        models.check_routes(routes.routes)
     models_fp = _digest(models.model_dump_json()) if models is not None else None
     route_fp, index_fp = routes_fingerprint(routes), index_fingerprint(index)
     version = Version(
@@ -143,7 +148,7 @@ class Configuration:
             dispatcher = Dispatcher(models, shared.client, metrics=shared.metrics)
             try:  # a route's cache policy may still be refused here
                 self.runtime = Runtime.build(
-                    self.service, models, dispatcher, shared.cache, shared.metrics
+                    self.service, models, dispatcher, shared.cache, shared.metrics, shared.ledger
                 )
             except Exception:
                 dispatcher.attach_metrics(False)
@@ -168,6 +173,8 @@ class Configuration:
         if previous is not None and previous.dispatcher is not None:
             previous.dispatcher.attach_metrics(False)
         self.shared.metrics.declare_routes(self.service.routes.names)
+        if self.shared.on_activate is not None:
+            self.shared.on_activate(self.loaded.models)
         if self.dispatcher is not None:
             self.shared.metrics.declare_models(sorted(self.dispatcher.models.models))
             self.dispatcher.attach_metrics(True)

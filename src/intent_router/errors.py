@@ -16,13 +16,15 @@ The API layer maps these to HTTP statuses in one place (``api/errors.py``)::
     ├── QueryError                  a request is invalid as given (``param`` names the field)
     │   ├── UnknownModelError       it names a model the models file does not define
     │   ├── ContextLengthExceededError   no model of its chain can take the prompt
-    │   └── UnsupportedFieldError   a request field the chosen model cannot honour (field, model)
+    │   ├── UnsupportedFieldError   a request field the chosen model cannot honour (field, model)
+    │   └── PiiNotApprovedError     personal data in it, and no model of its chain is approved
     ├── NotConfiguredError          the feature is off in this server (no models file)
     ├── AccessError                 the caller may not do this (now)
     │   ├── AuthenticationError     no API key, or a wrong or revoked one (401)
     │   ├── PermissionDeniedError   the key may not use this model, route or endpoint (403)
     │   ├── RateLimitedError        the key's (or team's) RPM/TPM is used up (429)
-    │   └── BudgetExceededError     the key's (or team's) budget is spent (429)
+    │   ├── BudgetExceededError     the key's (or team's) budget is spent (429)
+    │   └── AccessUnavailableError  the key or limit store (Redis) cannot be reached (503)
     ├── DispatchError               calling models failed
     │   ├── UpstreamError           one attempt against one model failed (model, status)
     │   └── ChainExhaustedError     every model of the chain failed (carries the attempts)
@@ -182,6 +184,21 @@ class UnsupportedFieldError(QueryError):
         super().__init__(f"field '{field}' is not supported by model '{model}'{why}", param=field)
 
 
+class PiiNotApprovedError(QueryError):
+    """The request carries personal data and no model of its chain is ``pii_approved``.
+
+    Raised before any upstream is called; ``kinds`` are the kinds of data found,
+    ``approved`` the models of the models file that may take it. A client error: 400.
+    """
+
+    code = "pii_not_approved"
+
+    def __init__(self, message: str, *, kinds: Sequence[str], approved: Sequence[str]) -> None:
+        self.kinds = list(kinds)
+        self.approved = list(approved)
+        super().__init__(message, param="messages")
+
+
 class AccessError(IntentRouterError):
     """The caller may not do this, or not now (keys, permissions, limits, budgets)."""
 
@@ -223,6 +240,11 @@ class BudgetExceededError(AccessError):
         self.budget = budget
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class AccessUnavailableError(AccessError):
+    """The key store or the rate-limit store (Redis) cannot be reached: 503, fail closed
+    (a router that cannot check keys or limits refuses rather than serve everyone)."""
 
 
 class DispatchError(IntentRouterError):

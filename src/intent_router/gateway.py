@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from intent_router.access import ANONYMOUS, Principal
+from intent_router.access.context import RequestAccess
 from intent_router.cache import Directives
 from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
 from intent_router.observability.prompt_log import LogPrompts
 from intent_router.observability.tracing import Tracer
 from intent_router.observability.traffic import TrafficStats
-from intent_router.pipeline import stages
+from intent_router.pipeline import spend, stages
 from intent_router.pipeline.exchange import (
     AUTO,
     Answer,
@@ -36,6 +36,7 @@ from intent_router.providers import (
     DispatchEvent,
     StreamDone,
     StreamError,
+    TextDelta,
     replay,
 )
 from intent_router.request_cache import CacheInfo
@@ -107,16 +108,19 @@ class Gateway:
         endpoint: str = "complete",
         directives: Directives = NO_DIRECTIVES,
         request_id: str | None = None,
-        principal: Principal = ANONYMOUS,
+        access: RequestAccess | None = None,
     ) -> Exchange:
-        """A new request's context, on the runtime current now."""
+        """A new request's context, on the runtime current now; ``access`` is the caller
+        as the key check found it (anonymous, nothing enforced, without keys)."""
+        access = access if access is not None else RequestAccess()
         return Exchange(
             call=Call.now(request_id, endpoint),
             request=request,
             runtime=self.runtime,  # read once: the request keeps it to the end
             model=model,
             directives=directives,
-            principal=principal,
+            principal=access.principal,
+            access=access,
         )
 
     async def complete(
@@ -127,18 +131,24 @@ class Gateway:
         endpoint: str = "complete",
         directives: Directives = NO_DIRECTIVES,
         request_id: str | None = None,
-        principal: Principal = ANONYMOUS,
+        access: RequestAccess | None = None,
     ) -> Answer:
         ex = self.exchange(request, model=model, endpoint=endpoint, directives=directives,
-                           request_id=request_id, principal=principal)  # fmt: skip
+                           request_id=request_id, access=access)  # fmt: skip
         try:
             await stages.prepare(ex)
             if not ex.answered:
-                await stages.dispatch(ex)
+                await spend.reserve(ex)
+                try:
+                    await stages.dispatch(ex)
+                finally:
+                    await spend.settle(ex)
                 await stages.store(ex)
         except Exception as exc:
+            await stages.settle_limits(ex)
             self._fail(ex, exc)
             raise
+        await stages.settle_limits(ex)
         self._shadow(ex)
         self.recorder.record(ex)
         return ex.answer()
@@ -151,7 +161,7 @@ class Gateway:
         endpoint: str = "stream",
         directives: Directives = NO_DIRECTIVES,
         request_id: str | None = None,
-        principal: Principal = ANONYMOUS,
+        access: RequestAccess | None = None,
     ) -> OpenStream:
         """The same stages; ChainExhaustedError surfaces before anything is sent.
 
@@ -160,15 +170,21 @@ class Gateway:
         ends. The answering model is known when this returns.
         """
         ex = self.exchange(request, model=model, endpoint=endpoint, directives=directives,
-                           request_id=request_id, principal=principal)  # fmt: skip
+                           request_id=request_id, access=access)  # fmt: skip
         try:
             await stages.prepare(ex)
+            if not ex.answered:
+                await spend.reserve(ex)
             opened = None if ex.answered else await stages.open_stream(ex)
         except Exception as exc:
+            await spend.settle(ex)  # nothing was sent: the reservation goes back
+            await stages.settle_limits(ex)
             self._fail(ex, exc)
             raise
         if opened is None:
+            await spend.settle(ex)
             answer = ex.answer()
+            await stages.settle_limits(ex)
             self.recorder.record(ex)
             self.recorder.first_token(ex, answer.response.model)
             return OpenStream(ex.plan, ex.cache, answer.response.model, replay(answer.response))
@@ -176,8 +192,10 @@ class Gateway:
         return OpenStream(ex.plan, CacheInfo(hit=None), opened.model, self._relay(ex, opened))
 
     async def _relay(self, ex: Exchange, opened: stages.Opened) -> AsyncIterator[DispatchEvent]:
-        """Pass the stream on; store it when it completes, record it when it ends."""
+        """Pass the stream on; store it when it completes, settle its cost when it ends (a
+        cut stream: what was sent), record it."""
         event: DispatchEvent | None = opened.first
+        sent = 0  # characters of text passed on, for a stream cut before its usage
         try:
             while event is not None:
                 if isinstance(event, StreamDone):
@@ -186,10 +204,14 @@ class Gateway:
                     self._shadow(ex)
                 elif isinstance(event, StreamError):
                     ex.stream_error = event.message
+                elif isinstance(event, TextDelta):
+                    sent += len(event.text)
                 yield event
                 event = await anext(opened.events, None)
         finally:
             await opened.events.aclose()  # type: ignore[attr-defined]
+            await spend.settle(ex, model=opened.model, output_chars=sent)
+            await stages.settle_limits(ex)
             self.recorder.record(ex)
 
     def _shadow(self, ex: Exchange) -> None:

@@ -18,6 +18,14 @@ One YAML file, parsed once at start-up into :class:`ModelsConfig`::
         context_window: 128000
         fallbacks: [fast-small]       # optional: who answers a request pinned to this model
                                       # when it fails (default: nobody, the error is returned)
+        pii_approved: true            # may receive requests carrying personal data
+    pii_gate: auto            # auto (on when a model is pii_approved) | on | off
+    budgets:                  # for keys with a budget (intent-router keys create --budget-usd)
+      downgrade_at: 0.8       # from this share of a budget, cheaper models answer
+      default_output_tokens: 1024   # worst-case output of a request without max_tokens
+      reservation_ttl_s: 900  # a dead process's reservations hold budget this long
+    team_limits:              # shared by every key of a team (a key's own: keys --rpm …)
+      research: {rpm: 600, tpm: 200000, budget_usd: 50, period: 7d}
 
 Every error raises :class:`~intent_router.errors.ModelsFileError` naming the file, the line
 (from the YAML node marks) and the field.
@@ -26,9 +34,9 @@ Every error raises :class:`~intent_router.errors.ModelsFileError` naming the fil
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -37,6 +45,16 @@ from intent_router.yamlfile import field_error, read_mapping, validation_error
 
 Provider = Literal["openai", "anthropic", "gemini"]
 ModelName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+
+
+class RouteChains(Protocol):
+    """What the models file checks of a route (``routing.schema.Route`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def budget_chain(self) -> Sequence[str]: ...
+    def model_lists(self) -> dict[str, list[str]]: ...
 
 
 class _Strict(BaseModel):
@@ -60,6 +78,9 @@ class ModelSpec(_Strict):
         description="models tried, in order, when a request pinned to this one fails",
     )
     max_in_flight: int | None = Field(default=None, ge=1, description="calls at once (bulkhead)")
+    pii_approved: bool = Field(
+        default=False, description="may receive requests in which personal data was found"
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -86,6 +107,11 @@ class ModelSpec(_Strict):
         if not key:
             raise UpstreamError(f"environment variable {self.api_key_env} is not set", model=name)
         return key
+
+    @property
+    def unit_price(self) -> float:
+        """Input plus output price per million tokens: how models compare for downgrades."""
+        return self.price_per_mtok_input + self.price_per_mtok_output
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         cost = input_tokens * self.price_per_mtok_input + output_tokens * self.price_per_mtok_output
@@ -140,6 +166,30 @@ class PanicSettings(_Strict):
     burst: int = Field(default=1, ge=1)
 
 
+class BudgetSettings(_Strict):
+    """The ``budgets:`` block: how requests of keys with a budget are priced and steered."""
+
+    downgrade_at: float = Field(
+        default=0.8, gt=0, le=1, description="share of a budget from which cheaper models answer"
+    )
+    default_output_tokens: int = Field(
+        default=1024, ge=1, description="worst-case output when a request sets no max_tokens"
+    )
+    reservation_ttl_s: float = Field(
+        default=900.0, gt=0, description="a dead process's reservations hold budget this long"
+    )
+
+
+class TeamLimitSpec(_Strict):
+    """One team's rate limits and budget (``team_limits.NAME``), shared by its keys; a
+    key's own are set with ``intent-router keys``."""
+
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
+    tpm: int | None = Field(default=None, ge=1, description="tokens per minute")
+    budget_usd: float | None = Field(default=None, ge=0, description="USD per period")
+    period: Literal["1d", "7d", "30d"] = Field(default="30d", description="of the budget")
+
+
 class ModelsConfig(_Strict):
     models: dict[ModelName, ModelSpec] = Field(min_length=1)
     default_chain: list[str] = Field(min_length=1)
@@ -148,6 +198,15 @@ class ModelsConfig(_Strict):
     retry_budget: RetryBudgetSettings = RetryBudgetSettings()
     panic: PanicSettings = PanicSettings()
     deadline_s: float = Field(default=60.0, gt=0, description="default per-request deadline")
+    budgets: BudgetSettings = BudgetSettings()
+    team_limits: dict[str, TeamLimitSpec] = Field(
+        default_factory=dict, description="team name → RPM/TPM shared by the team's keys"
+    )
+    pii_gate: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="requests with personal data go only to pii_approved models: always (on), "
+        "never (off), or when some model sets pii_approved (auto)",
+    )
 
     @model_validator(mode="after")
     def _default_chain_known(self) -> ModelsConfig:
@@ -169,6 +228,7 @@ class ModelsConfig(_Strict):
                 if spec.fallbacks.index(name) != i:
                     raise field_error(loc, f"model '{name}' is listed twice")
         return self
+
     def missing_keys(self) -> dict[str, str]:
         """Model name → key variable, for models whose key variable is unset."""
         missing = {name: spec.missing_key_env() for name, spec in self.models.items()}
@@ -180,17 +240,28 @@ class ModelsConfig(_Strict):
         except KeyError:
             raise ModelsFileError(f"unknown model '{name}'", field="models") from None
 
-    def check_chains(self, chains: Mapping[str, Sequence[str]]) -> None:
-        """Check that every chain (route name → model names) only names known models."""
+    def check_routes(self, routes: Iterable[RouteChains]) -> None:
+        """Check every route's ``chain`` (or its variants' chains), shadow models and
+        ``budget_chain`` against the models."""
+        routes = list(routes)
+        self.check_chains({where: ms for r in routes for where, ms in r.model_lists().items()})
+        self.check_chains({r.name: r.budget_chain for r in routes}, field="budget_chain",
+                          empty_ok=True)  # fmt: skip
+
+    def check_chains(
+        self, chains: Mapping[str, Sequence[str]], *, field: str = "chain", empty_ok: bool = False
+    ) -> None:
+        """Check that every chain (route name → model names) only names known models;
+        ``field`` names the route key checked (``chain``, ``budget_chain``)."""
         for route, chain in chains.items():
-            if not chain:
-                raise ModelsFileError(f"route '{route}' has an empty chain", field="chain")
+            if not chain and not empty_ok:
+                raise ModelsFileError(f"route '{route}' has an empty {field}", field=field)
             for name in chain:
                 if name not in self.models:
                     known = ", ".join(sorted(self.models))
                     raise ModelsFileError(
-                        f"route '{route}' names unknown model '{name}' (known: {known})",
-                        field="chain",
+                        f"route '{route}' names unknown model '{name}' in {field} (known: {known})",
+                        field=field,
                     )
 
 

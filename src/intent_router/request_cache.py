@@ -10,6 +10,12 @@ Two scopes per request:
   the query is embedded;
 * the **routed** scope (route, chain or pinned model, and the same request parts), inside
   which the semantic tier searches, so a cached answer never crosses routes.
+
+With API keys on, both scopes carry the caller's **tenant** (its team, else its key): two
+tenants never share an answer. A route with ``cache.shared: true`` leaves the tenant out of
+its routed scope, so its answers are served to everyone (through the semantic tier: the
+early scope, known before the route is, always carries the tenant, and the key's model
+list, so an exact hit never serves a key an answer of a model it may not use).
 """
 
 from __future__ import annotations
@@ -116,8 +122,17 @@ class RequestCache:
         blob = json.dumps(config, sort_keys=True, default=str).encode()
         self.routing_fingerprint = hashlib.sha256(blob).hexdigest()[:16]
 
-    def early_scope(self, request: ChatRequest, pinned: str | None) -> CacheScope:
-        extra = {"routing": self.routing_fingerprint}
+    def early_scope(
+        self,
+        request: ChatRequest,
+        pinned: str | None,
+        *,
+        tenant: str | None = None,
+        models: list[str] | None = None,
+    ) -> CacheScope:
+        extra: dict[str, Any] = {"routing": self.routing_fingerprint}
+        if tenant is not None:
+            extra.update(tenant=tenant, models=models)
         return _scope(request, route=EARLY_ROUTE, chain=[], pinned=pinned, extra=extra)
 
     def context(
@@ -130,13 +145,17 @@ class RequestCache:
         directives: Directives,
         early: CacheScope,
         lang: str | None = None,
+        tenant: str | None = None,
     ) -> CacheContext:
         """The routed scope; ``lang`` (when the encoder identifies it) keeps a question and
-        its translation apart: an answer is in the language it was asked in."""
+        its translation apart: an answer is in the language it was asked in. ``tenant``
+        (None: anonymous) keeps tenants apart unless the route's cache is ``shared``."""
         name = route or "none"
-        extra = {"lang": lang} if lang else None
-        scope = _scope(request, route=name, chain=chain, pinned=pinned, extra=extra)
         policy = self.policies.get(name, self.policies["none"])
+        extra: dict[str, Any] = {"lang": lang} if lang else {}
+        if tenant is not None and not policy.shared:
+            extra["tenant"] = tenant
+        scope = _scope(request, route=name, chain=chain, pinned=pinned, extra=extra or None)
         return CacheContext(
             dataclasses.replace(scope, exact=early.digest), policy, directives, request.temperature
         )

@@ -13,7 +13,8 @@ every route except ``/healthz``, ``/readyz`` and ``/metrics``:
   request beyond it waits in a short queue (``max_queue`` places, default as many as
   the cap, so a queued request waits about one request's time; never more than
   ``queue_timeout_s``), served by priority (header ``x-intent-router-priority``:
-  ``high``, ``normal`` (default) or ``low``), then arrival. When the queue is full a more
+  ``high``, ``normal`` (default) or ``low``; with API keys on, a key's own ``priority``
+  wins over the header), then arrival. When the queue is full a more
   urgent arrival takes the place of the least urgent waiter. Whoever does not get a slot
   is answered 503 with ``Retry-After`` at once. An admitted stream holds its slot until
   it ends.
@@ -50,6 +51,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PRIORITY_HEADER = "x-intent-router-priority"
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
+KEY_PRIORITIES = ("low", "normal", "high")  # a key's priority (0-2, higher first) by name
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
 DRAIN_S = 1.0  # how long the rest of an oversized body is read and dropped, at most
 DRAIN_IDLE_S = 0.2  # ... stopping earlier when the client pauses this long
@@ -165,6 +167,15 @@ class AdmissionControl:
         metrics.queued.set(self.queued)
 
 
+def _key_priority(scope: Scope) -> str | None:
+    """The caller's key priority (``api/access.py`` put the caller in the state), if any."""
+    access = scope.get("state", {}).get("access")
+    priority = access.principal.priority if access is not None else None
+    if priority is None:
+        return None
+    return KEY_PRIORITIES[max(0, min(2, priority))]
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -200,6 +211,9 @@ class AdmissionMiddleware:
             await self._too_large(path, send, receive)
             return
         raw_priority = headers.get(PRIORITY_HEADER, "normal").strip().lower()
+        keyed = _key_priority(scope)
+        if keyed is not None:
+            raw_priority = keyed
         if raw_priority not in PRIORITIES:
             allowed = ", ".join(PRIORITIES)
             body = _error(

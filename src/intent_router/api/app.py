@@ -12,7 +12,17 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from intent_router.api import admin, admission, completions, console, errors, messages, rollouts
+from intent_router.access.spending import open_ledger
+from intent_router.api import (
+    access,
+    admin,
+    admission,
+    completions,
+    console,
+    errors,
+    messages,
+    rollouts,
+)
 from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
 from intent_router.cache import (
@@ -64,11 +74,18 @@ def create_app(
         cache = make_cache(settings, model) if dispatching else None
         if cache is not None:
             await cache.start()
+        ledger = (  # budget settings are read at start-up; reloads keep this ledger
+            open_ledger(loaded.models, keys_file=settings.keys_file,
+                        redis_url=settings.keys_redis_url, namespace=settings.keys_namespace)
+            if loaded.models
+            else None
+        )  # fmt: skip
         async with httpx.AsyncClient(limits=limits, timeout=None) as client:
             decisions = make_decision_log(settings, metrics) if dispatching else None
             if decisions is not None:
                 decisions.start()
-            shared = Shared(settings, model, metrics, client, cache, decisions)
+            shared = Shared(settings, model, metrics, client, cache, decisions, ledger,
+                            on_activate=partial(set_team_limits, control))  # fmt: skip
             first = Configuration(loaded, shared)
             first.activate()
             await first.start()
@@ -80,6 +97,8 @@ def create_app(
                                   log_prompts=settings.log_prompts, tracer=traces)  # fmt: skip
             reloader = Reloader(shared, first, gateway=gateway)
             app.state.reloader = reloader  # for sections other features add to /admin/config
+            if gateway is not None:  # the serving runtime's, read at each request
+                reloader.sections["rollouts"] = partial(rollouts.describe, gateway)
             stop_signal = install_reload_signal(reloader) if reload_signal else None
             try:
                 yield {"reloader": reloader, "gateway": gateway}
@@ -90,6 +109,10 @@ def create_app(
                     await gateway.aclose()
                 await reloader.aclose()
                 traces.shutdown()  # flushes the spans still queued
+                if control is not None:
+                    await control.aclose()
+                if ledger is not None:
+                    await ledger.aclose()  # the spend file gets its last write
                 if decisions is not None:
                     await decisions.aclose()
                 if cache is not None:
@@ -105,6 +128,7 @@ def create_app(
     app.include_router(rollouts.router)
     errors.install(app)
     admission.install(app, settings, metrics)
+    control = access.install(app, settings)  # outside admission: a key's priority orders it
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals at the edge carry the id too
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
     return app
@@ -121,6 +145,12 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
             schema.get("components", {}).get("schemas", {}).pop(name, None)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def set_team_limits(control: access.AccessControl | None, models: ModelsConfig | None) -> None:
+    """A configuration starts serving: the keys' teams get its models file's limits."""
+    if control is not None and models is not None:
+        control.teams = access.team_limits(models)
 
 
 def make_cache(settings: Settings, encoder: Encoder) -> ResponseCache | None:

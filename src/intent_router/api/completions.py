@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from intent_router import openai_compat
-from intent_router.api.deps import Gateway, RequestId
+from intent_router.api.deps import Access, Gateway, RequestId
 from intent_router.api.schemas import COMPLETION_ERRORS, ERRORS, CompleteRequest
 from intent_router.cache import parse_cache_control
 from intent_router.gateway import AUTO, Plan
@@ -41,6 +41,7 @@ async def complete(
     body: CompleteRequest,
     gateway: Gateway,
     response: Response,
+    access: Access,
     cache_control: CacheControl = None,
     request_id: RequestId = None,
 ) -> dict[str, Any]:
@@ -49,6 +50,7 @@ async def complete(
         model=body.model,
         directives=parse_cache_control(cache_control),
         request_id=request_id,
+        access=access,
     )
     response.headers.update(router_headers(answer.plan, answer.response, answer.cache))
     return {
@@ -67,6 +69,7 @@ async def complete(
 async def chat_completions(
     gateway: Gateway,
     body: openai_compat.ChatCompletionRequest,
+    access: Access,
     cache_control: CacheControl = None,
     request_id: RequestId = None,
 ) -> JSONResponse | StreamingResponse:
@@ -84,6 +87,7 @@ async def chat_completions(
             endpoint="chat.completions",
             directives=directives,
             request_id=request_id,
+            access=access,
         )
         return JSONResponse(
             {**openai_compat.completion_body(answer.response), "x_cache": answer.cache.to_dict()},
@@ -95,6 +99,7 @@ async def chat_completions(
         endpoint="chat.completions",
         directives=directives,
         request_id=request_id,
+        access=access,
     )
     lines = openai_compat.sse_lines(
         stream.events, model=stream.model, include_usage=body.include_usage

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from intent_router.access.context import RequestAccess
 from intent_router.configuration import Configuration
 from intent_router.errors import NotConfiguredError
 from intent_router.gateway import Gateway as GatewayService
@@ -55,3 +56,12 @@ async def get_request_id(request: Request) -> str | None:
 
 
 RequestId = Annotated[str | None, Depends(get_request_id)]
+
+
+async def get_access(request: Request) -> RequestAccess:
+    """The caller, as the key check found it (``api/access.py``); anonymous without keys."""
+    access: RequestAccess | None = getattr(request.state, "access", None)
+    return access if access is not None else RequestAccess()
+
+
+Access = Annotated[RequestAccess, Depends(get_access)]

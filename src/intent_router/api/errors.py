@@ -13,10 +13,12 @@ cause                                  status  type                      code
 =====================================  ======  ========================  ======================
 validation, bad JSON, content type     400     invalid_request_error     (param = field path)
 prompt too long for every model        400     invalid_request_error     context_length_exceeded
+personal data, no pii_approved model   400     invalid_request_error     pii_not_approved
 no, wrong or revoked API key          401     authentication_error      invalid_api_key
 key may not use this model/route       403     permission_error          model_not_allowed
 rate limit (RPM/TPM) used up           429     rate_limit_error          rate_limit_exceeded
 budget spent                           429     insufficient_quota        insufficient_quota
+key or limit store (Redis) down        503     service_unavailable       access_unavailable
 unknown model                          404     invalid_request_error     model_not_found
 unknown path / feature off             404     invalid_request_error     not_found
 method not allowed                     405     invalid_request_error     method_not_allowed
@@ -45,6 +47,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from intent_router.errors import (
+    AccessUnavailableError,
     AuthenticationError,
     BudgetExceededError,
     ChainExhaustedError,
@@ -128,6 +131,9 @@ def describe(exc: IntentRouterError) -> ApiError:
     if isinstance(exc, BudgetExceededError):
         return ApiError(429, str(exc), type="insufficient_quota", code="insufficient_quota",
                         retry_after=exc.retry_after)  # fmt: skip
+    if isinstance(exc, AccessUnavailableError):
+        return ApiError(503, str(exc), type="service_unavailable", code="access_unavailable",
+                        retry_after=1.0)  # fmt: skip
     if isinstance(exc, NotConfiguredError):
         return ApiError(404, str(exc), code="not_found")
     if isinstance(exc, ChainExhaustedError):

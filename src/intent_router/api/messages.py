@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from intent_router import anthropic_compat, anthropic_render
 from intent_router.anthropic_compat import CountTokensRequest, MessagesRequest
 from intent_router.api.completions import CacheControl, router_headers
-from intent_router.api.deps import Gateway, RequestId
+from intent_router.api.deps import Access, Gateway, RequestId
 from intent_router.cache import parse_cache_control
 from intent_router.wire_schema import CROSS_FIELD_RULES
 
@@ -54,6 +54,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 async def messages(
     gateway: Gateway,
     body: MessagesRequest,
+    access: Access,
     cache_control: CacheControl = None,
     request_id: RequestId = None,
 ) -> JSONResponse | StreamingResponse:
@@ -70,14 +71,16 @@ async def messages(
             endpoint="messages",
             directives=directives,
             request_id=request_id,
+            access=access,
         )
         return JSONResponse(
             {**anthropic_render.message_body(answer.response), "x_cache": answer.cache.to_dict()},
             headers=router_headers(answer.plan, answer.response, answer.cache),
         )
     stream = await gateway.stream(
-        request, model=body.model, endpoint="messages", directives=directives, request_id=request_id
-    )
+        request, model=body.model, endpoint="messages", directives=directives,
+        request_id=request_id, access=access,
+    )  # fmt: skip
     lines = anthropic_render.sse_events(
         stream.events, model=stream.model, input_tokens=request.estimated_input_tokens()
     )

@@ -9,6 +9,11 @@ A route file may carry::
       stale_if_error: true   # on dispatch failure, serve an expired or looser match
       stale_threshold: 0.85  # unset: threshold - 0.05
       stale_grace_s: 86400   # how long past ttl_s an entry may still be served as stale
+      shared: false          # with API keys: share answers across teams and keys (see below)
+
+With API keys on, a cached answer is served only within the tenant that stored it (its
+team, else its key); ``shared: true`` lets every caller of the route read and write one
+pool (e.g. a route answering public FAQs). Without keys every caller is one tenant.
 
 Every key is optional; a missing key takes the global default. Unknown keys are refused.
 """
@@ -56,6 +61,8 @@ class CachePolicy(BaseModel):
     """Cosine floor when dispatch failed; unset: ``threshold - 0.05``."""
     stale_grace_s: float = Field(default=DEFAULT_STALE_GRACE_S, ge=0.0)
     """How long after ``ttl_s`` an entry may still be served as stale (if stale_if_error)."""
+    shared: bool = False
+    """Serve answers across tenants (teams, keys); off: each tenant has its own entries."""
 
     @model_validator(mode="after")
     def _stale_is_looser(self) -> Self:
@@ -87,6 +94,7 @@ class RouteCachePolicy(BaseModel):
     stale_if_error: bool | None = None
     stale_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     stale_grace_s: float | None = Field(default=None, ge=0.0)
+    shared: bool | None = None
 
 
 class CacheDefaults(BaseModel):

@@ -40,11 +40,14 @@ class RequestRecord:
     stale_because: str | None = None  # the error a stale answer stood in for
     latency_s: float = 0.0
     prompt: str | None = None  # only when --log-prompts asks for it
+    notes: dict[str, Any] = field(default_factory=dict)  # budget, pii_gate: as decided
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (model, why) off the chain
     variant: str | None = None  # the route's A/B or canary variant, when it has variants
     max_tokens: int | None = None  # the request's parameters, for traces (not in the row)
     temperature: float | None = None
     traceparent: str | None = None  # the caller's W3C trace context, continued by traces
+    key_id: str | None = None  # the API key's id (never its secret); None without keys
+    team: str | None = None  # the key's team
 
     @property
     def upstream_s(self) -> float:
@@ -79,6 +82,8 @@ class RequestRecord:
             "cost_usd": self.cost_usd,
             "latency_ms": round(self.latency_s * 1000, 2),
             "outcome": self.outcome,
+            "key_id": self.key_id,
+            "team": self.team,
         }
         conversation = self.routing.get("conversation")  # which turns decided (replay reads it)
         if conversation:
@@ -91,6 +96,7 @@ class RequestRecord:
             row["skipped"] = [{"model": m, "reason": why} for m, why in self.skipped]
         if self.prompt is not None:
             row["prompt"] = self.prompt
+        row.update(self.notes)
         return row
 
     def log_line(self) -> dict[str, Any]:
@@ -108,6 +114,8 @@ class RequestRecord:
             "latency_ms": round(self.latency_s * 1000, 2),
             "cache": self.cache or "miss",
         }
+        if self.key_id is not None:
+            line.update(key_id=self.key_id, team=self.team)
         if self.model is not None:
             line.update(
                 model=self.model,

@@ -2,8 +2,11 @@
 
 ::
 
-    parse → exact cache → embed and route → choose variant → semantic cache → dispatch
-          → store → (shadow calls, in the background) → record
+    parse → admit → exact cache → embed and route → choose variant → permit → semantic cache
+          → dispatch → store → (shadow calls, in the background) → record
+
+(``admit``: the key's pinned model and rate limits; ``permit``: the chain cut to the key's
+models. Both do nothing for an anonymous caller, i.e. without keys.)
 
 * :mod:`.exchange` — the per-request context: the call (id, endpoint, start), the
   ChatRequest, cache directives, the ``principal``, the plan, ``skipped`` models, cache

@@ -1,7 +1,8 @@
 """One chat request as it goes through the pipeline: :class:`Exchange`, and its parts.
 
 The exchange is the only thing the stages share. It starts with the call (id, endpoint,
-start times), the canonical request, the cache directives, the caller (``principal``) and
+start times), the canonical request, the cache directives, the caller (``principal``, and
+``access``: what its key may use, its rate limits, its cache tenant) and
 the :class:`~intent_router.pipeline.runtime.Runtime` captured once at the start; each stage
 adds its part (the plan, the cache scopes, the response, the error) and the record stage
 reads it all into the decision row.
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from intent_router.access import ANONYMOUS, Principal
+from intent_router.access.context import RequestAccess
+from intent_router.access.spending import Hold
 from intent_router.cache import CacheScope, Directives
 from intent_router.errors import QueryError
 from intent_router.observability.record import new_request_id
@@ -94,6 +97,7 @@ class Exchange:
     model: str | None = None  # as asked: ``auto``/None routes, a model name pins
     directives: Directives = field(default_factory=Directives)
     principal: Principal = ANONYMOUS
+    access: RequestAccess = field(default_factory=RequestAccess)  # the key's permissions, limits
     text: str = ""  # what routes and keys the cache: the last user message (parse)
     plan: Plan = field(init=False)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (model, why) off the chain
@@ -103,6 +107,8 @@ class Exchange:
     response: ChatResponse | None = None
     error: BaseException | None = None
     stream_error: str | None = None
+    hold: Hold | None = None  # the budget reservation, between reserve and settle
+    notes: dict[str, Any] = field(default_factory=dict)  # decision-row keys: budget, pii_gate
 
     def __post_init__(self) -> None:
         self.plan = Plan(decision=None, chain=[], pinned=self.pinned, text="", vector=NO_VECTOR)

@@ -77,6 +77,9 @@ class Recorder:
             max_tokens=ex.request.max_tokens,
             temperature=ex.request.temperature,
             traceparent=caller_traceparent(),
+            key_id=None if ex.principal.anonymous else ex.principal.key_id,
+            team=ex.principal.team,
+            notes=dict(ex.notes),
         )
         if response is not None:
             record.model, record.provider = response.model, response.provider

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from intent_router.access.budget import BudgetLedger, NullLedger
+from intent_router.access.spending import Spending
 from intent_router.cache import ResponseCache
 from intent_router.cache_off import NullCache
 from intent_router.dispatch import Dispatcher
@@ -30,6 +32,7 @@ class Runtime:
     dispatcher: Dispatcher
     cache: RequestCache | NullCache
     rollouts: Rollouts  # the routes' variants, canary windows and shadow policies
+    spending: Spending  # budgets, downgrade, PII gate (its ledger outlives the runtime)
 
     @classmethod
     def build(
@@ -39,12 +42,15 @@ class Runtime:
         dispatcher: Dispatcher,
         cache: ResponseCache | None,
         metrics: Metrics | None,
+        ledger: BudgetLedger | None = None,
     ) -> Runtime:
-        """The runtime of one configuration; ``cache=None`` (cache off) gives a NullCache."""
+        """The runtime of one configuration; ``cache=None`` (cache off) gives a NullCache,
+        ``ledger=None`` (no keys) a ledger that budgets nothing."""
         rollout_metrics = (metrics if metrics is not None else dispatcher.metrics).rollout
         rollouts = Rollouts(router.routes.routes, rollout_metrics)
+        spending = Spending(ledger if ledger is not None else NullLedger(), models)
         if cache is None:
-            return cls(router, models, dispatcher, NullCache(), rollouts)
+            return cls(router, models, dispatcher, NullCache(), rollouts, spending)
         request_cache = RequestCache(
             cache,
             router.routes,
@@ -54,4 +60,4 @@ class Runtime:
             index_fingerprint=f"{router.index.manifest['routes_fingerprint']}|{router.encoder.id}",
             metrics=metrics,
         )
-        return cls(router, models, dispatcher, request_cache, rollouts)
+        return cls(router, models, dispatcher, request_cache, rollouts, spending)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from intent_router.cache import CacheHit
+from intent_router.cache import CacheHit, CacheScope
 from intent_router.errors import ChainExhaustedError, UnknownModelError
 from intent_router.pipeline.exchange import (
     AUTO,
@@ -36,10 +36,18 @@ async def parse(ex: Exchange) -> None:
     ex.text = routing_text(ex.request)
 
 
+async def admit(ex: Exchange) -> None:
+    """Access before any work: a pinned model the key may not use (403), then the key's
+    and its team's rate limits (429); see :mod:`intent_router.access.context`."""
+    if ex.pinned is not None:
+        ex.access.check_model(ex.pinned)
+    await ex.access.admit(ex.request.estimated_input_tokens(), ex.request.max_tokens)
+
+
 async def exact_cache(ex: Exchange) -> None:
     """An exact repeat, answered before routing, in the early scope (no embedding)."""
     cache = ex.runtime.cache
-    ex.early = cache.early_scope(ex.request, ex.pinned)
+    ex.early = _early_scope(ex)
     hit = await cache.lookup_exact(ex.early, ex.text, ex.directives)
     if hit is None:
         return
@@ -90,22 +98,38 @@ async def choose_variant(ex: Exchange) -> None:
         ex.plan = dataclasses.replace(ex.plan, chain=choice.chain, variant=choice)
 
 
+async def permit(ex: Exchange) -> None:
+    """Only the models the key may use: a routed chain (or a pinned model's fallbacks) is
+    cut to them, the others skipped; 403 when none is left or the route is not the key's."""
+    plan = ex.plan
+    if ex.access.principal.models is None and ex.access.principal.routes is None:
+        return
+    if plan.pinned is not None:
+        kept = ex.access.allowed(plan.chain)
+    else:
+        kept = ex.access.chain(plan.route, plan.chain)
+    ex.skipped += [(m, "not allowed for this API key") for m in plan.chain if m not in kept]
+    ex.plan = dataclasses.replace(plan, chain=kept)
+
+
 async def semantic_cache(ex: Exchange) -> None:
     """A similar question answered before, inside the routed scope."""
     plan, cache = ex.plan, ex.runtime.cache
     # A question and its translation never share an answer (it is in the other language).
     lang = plan.decision.lang if plan.decision is not None else None
-    early = ex.early if ex.early is not None else cache.early_scope(ex.request, ex.pinned)
+    early = ex.early if ex.early is not None else _early_scope(ex)
     ex.scope = cache.context(
         ex.request, route=plan.route, chain=plan.chain, pinned=plan.pinned,
-        directives=ex.directives, early=early, lang=lang,
+        directives=ex.directives, early=early, lang=lang, tenant=ex.access.cache_tenant,
     )  # fmt: skip
     hit = await cache.lookup(ex.scope, plan.text, plan.vector)
     if hit is not None:
         serve(ex, hit)
 
 
-PREPARE: tuple[Stage, ...] = (parse, exact_cache, embed_and_route, choose_variant, semantic_cache)
+PREPARE: tuple[Stage, ...] = (
+    parse, admit, exact_cache, embed_and_route, choose_variant, permit, semantic_cache
+)
 
 
 async def prepare(ex: Exchange, stages: tuple[Stage, ...] = PREPARE) -> None:
@@ -170,6 +194,24 @@ async def store(ex: Exchange) -> None:
     plan = ex.plan
     ex.cache = await ex.runtime.cache.store(
         ex.scope, plan.text, plan.vector, ex.response, route=plan.route, chain=plan.chain
+    )
+
+
+async def settle_limits(ex: Exchange) -> None:
+    """Correct the key's token charge to what the answer really used (0 for an answer
+    from the cache or a failure: no upstream tokens were bought)."""
+    response = ex.response
+    used = 0
+    if response is not None and ex.cache.hit is None:
+        used = (response.input_tokens or 0) + (response.output_tokens or 0)
+    await ex.access.settle(used)
+
+
+def _early_scope(ex: Exchange) -> CacheScope:
+    """The exact tier's scope; with keys, the caller's tenant and model list are in it."""
+    access = ex.access
+    return ex.runtime.cache.early_scope(
+        ex.request, ex.pinned, tenant=access.cache_tenant, models=access.cache_models
     )
 
 

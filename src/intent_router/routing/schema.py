@@ -44,7 +44,8 @@ ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 _SPACES = re.compile(r"\s+")
 
 NONE_KIND = "none"
-NONE_ROUTE_REFUSES = ("negatives", "threshold", "chain", "cache", "variants", "shadow", "canary")
+NONE_ROUTE_REFUSES = ("negatives", "threshold", "chain", "budget_chain", "cache", "variants",
+                      "shadow", "canary")  # fmt: skip
 """Keys a ``kind: none`` route may not have: it is never chosen, so they would mean nothing."""
 
 
@@ -67,6 +68,9 @@ class Route(BaseModel):
     """Requests that must not go to this route (they may go to another, or to none)."""
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     chain: list[ModelName] = Field(default_factory=list)
+    budget_chain: list[ModelName] = Field(default_factory=list)
+    """The chain for keys past the downgrade share of their budget (default: the chain
+    without the models dearer than its cheapest)."""
     cache: RouteCachePolicy | None = None
     """Per-route response-cache policy; unset keys take the global defaults."""
     variants: list[Variant] = Field(default_factory=list)

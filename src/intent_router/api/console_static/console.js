@@ -6,6 +6,28 @@ const PALETTE = ["#3b5bdb", "#2f9e44", "#e8590c", "#9c36b5", "#0c8599", "#c2255c
                  "#5c940d", "#f08c00", "#1971c2", "#862e9c", "#495057"];
 const TRAFFIC_EVERY_MS = 1500;
 const routeColours = new Map();
+const KEY_STORE = "intent-router-key";
+let keyAsked = false;  // asked at most once per page load (reload to try another key)
+
+// With API keys on (serve --keys), the console's feeds need a key (or the admin key): asked
+// once on the first 401, kept in this browser's sessionStorage, sent as x-api-key.
+async function api(path, options = {}) {
+  const send = () => {
+    const key = sessionStorage.getItem(KEY_STORE);
+    const headers = { ...(options.headers || {}), ...(key ? { "x-api-key": key } : {}) };
+    return fetch(path, { ...options, headers });
+  };
+  let res = await send();
+  if (res.status === 401 && !keyAsked) {
+    keyAsked = true;
+    const key = window.prompt("This router needs an API key (or the admin key):");
+    if (key) {
+      sessionStorage.setItem(KEY_STORE, key.trim());
+      res = await send();
+    }
+  }
+  return res;
+}
 
 function colour(route) {
   if (route === "none") return "#adb5bd";
@@ -84,7 +106,7 @@ async function ask(query) {
   box.textContent = "Routing…";
   let data;
   try {
-    const res = await fetch("/console/api/explain", {
+    const res = await api("/console/api/explain", {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ query }),
     });
@@ -298,7 +320,7 @@ function drawTraffic(t) {
 async function pollTraffic() {
   const status = document.getElementById("status");
   try {
-    const res = await fetch("/console/api/traffic");
+    const res = await api("/console/api/traffic");
     if (!res.ok) throw new Error(res.statusText);
     const t = await res.json();
     drawTraffic(t);
