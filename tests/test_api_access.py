@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -41,12 +42,6 @@ def make_keys(store: KeyStore, *specs: KeySpec) -> dict[str, str]:
         return out
 
     return asyncio.run(run())
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +226,41 @@ async def revoke(url: str, name: str) -> None:
     store = RedisKeyStore(url)
     await store.revoke(name)
     await store.aclose()
+
+
+def test_admin_endpoints_list_and_create_keys_with_the_admin_key_only(
+    keyed: tuple[str, dict[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, keys, _ = keyed
+    monkeypatch.setenv("INTENT_ROUTER_ADMIN_KEY", "admin-secret")
+    admin = {"authorization": "Bearer admin-secret"}
+    assert httpx.get(f"{url}/admin/keys", headers={"x-api-key": keys["alice"]}).status_code == 401
+    listed = httpx.get(f"{url}/admin/keys", headers=admin)
+    assert listed.status_code == 200
+    rows = listed.json()["keys"]
+    assert {"alice", "bob", "gone"} <= {r["name"] for r in rows}
+    assert all("hash" not in r for r in rows) and not any(s in listed.text for s in keys.values())
+    made = httpx.post(f"{url}/admin/keys", headers=admin, json={"name": "dave", "rpm": 5})
+    assert made.status_code == 201 and made.json()["rpm"] == 5
+    assert chat(url, made.json()["key"], "hi there, how are you today").status_code == 200
+    again = httpx.post(f"{url}/admin/keys", headers=admin, json={"name": "dave"})
+    assert again.status_code == 400 and "exists already" in again.json()["error"]["message"]
+    bad = httpx.post(f"{url}/admin/keys", headers=admin, json={"name": "eve", "period": "2d"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "period"
+    assert httpx.get(f"{url}/metrics", headers=admin).status_code == 200
+
+
+def test_an_open_router_says_so_at_start_up_loudly_off_loopback(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    from intent_router.api.access import open_warning
+    from intent_router.config import Settings
+
+    caplog.set_level(logging.WARNING, logger="intent_router.api.access")
+    open_warning("127.0.0.1", Settings())
+    open_warning("0.0.0.0", Settings())
+    open_warning("0.0.0.0", Settings(keys_file=tmp_path / "keys.json"))  # keys on: silent
+    (local, exposed) = caplog.records
+    assert local.levelno == logging.WARNING and "no API keys" in local.getMessage()
+    assert exposed.levelno == logging.ERROR and "NO AUTHENTICATION" in exposed.getMessage()
+    assert "0.0.0.0" in exposed.getMessage() and "--keys" in exposed.getMessage()

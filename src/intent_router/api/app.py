@@ -12,7 +12,15 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from intent_router.api import access, admission, completions, console, errors, messages
+from intent_router.api import (
+    access,
+    admin_keys,
+    admission,
+    completions,
+    console,
+    errors,
+    messages,
+)
 from intent_router.api.request_id import RequestIdMiddleware
 from intent_router.api.routes import router
 from intent_router.cache import (
@@ -89,6 +97,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.include_router(completions.router)
     app.include_router(messages.router)
     app.include_router(console.router)
+    app.include_router(admin_keys.router)
     errors.install(app)
     admission.install(app, settings, metrics)
     control = access.install(app, settings)  # outside admission: a key's priority orders it
