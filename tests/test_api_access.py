@@ -58,6 +58,7 @@ def keyed(
         KeySpec(name="cheap", models=["cheap-general"]),
         KeySpec(name="coder", routes=["code"]),
         KeySpec(name="limited", rpm=3, tpm=100_000),
+        KeySpec(name="streamer", team="stream", rpm=100, tpm=100_000),
         KeySpec(name="gone"),
     )
     asyncio.run(FileKeyStore(keys_file).revoke("gone"))
@@ -264,3 +265,20 @@ def test_an_open_router_says_so_at_start_up_loudly_off_loopback(
     assert local.levelno == logging.WARNING and "no API keys" in local.getMessage()
     assert exposed.levelno == logging.ERROR and "NO AUTHENTICATION" in exposed.getMessage()
     assert "0.0.0.0" in exposed.getMessage() and "--keys" in exposed.getMessage()
+
+
+def test_a_stream_carries_the_limit_headers_and_settles_its_tokens(
+    keyed: tuple[str, dict[str, str], Path],
+) -> None:
+    url, keys, _ = keyed
+    question = {"role": "user", "content": "thanks, that was really helpful"}
+    body = {"model": "cheap-general", "stream": True, "max_tokens": 5000, "messages": [question]}
+    headers = {"authorization": f"Bearer {keys['streamer']}"}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=headers) as first:
+        assert first.status_code == 200 and "data: [DONE]" in first.read().decode()
+        assert first.headers["x-ratelimit-remaining-requests"] == "99"
+        charged = 100_000 - int(first.headers["x-ratelimit-remaining-tokens"])
+        assert charged > 5000  # the estimate: input + max_tokens
+    second = chat(url, keys["streamer"], "nice to meet you", model="cheap-general", max_tokens=10)
+    left = int(second.headers["x-ratelimit-remaining-tokens"])
+    assert 100_000 - left < charged  # the stream was settled to its real, smaller usage
