@@ -57,6 +57,7 @@ def keyed(
         KeySpec(name="bob", team="ops"),
         KeySpec(name="cheap", models=["cheap-general"]),
         KeySpec(name="coder", routes=["code"]),
+        KeySpec(name="research-coder", team="research", routes=["code"]),
         KeySpec(name="limited", rpm=3, tpm=100_000),
         KeySpec(name="streamer", team="stream", rpm=100, tpm=100_000),
         KeySpec(name="gone"),
@@ -136,9 +137,13 @@ def test_a_key_limited_to_a_route_is_refused_elsewhere(
     url, keys, _ = keyed
     assert chat(url, keys["coder"], "implement a linked list in C").status_code == 200
     refused = chat(url, keys["coder"], "how do you say good morning in japanese")
-    assert (
-        refused.status_code == 403 and "route 'translation'" in refused.json()["error"]["message"]
-    )
+    assert refused.status_code == 403
+    assert "route 'translation'" in refused.json()["error"]["message"]
+    # A teammate's cached answer (same tenant) is no way around the route limit.
+    first = chat(url, keys["alice"], "how was your weekend")
+    assert first.status_code == 200 and first.headers["x-intent-router-cache"] == "miss"
+    again = chat(url, keys["research-coder"], "how was your weekend")
+    assert again.status_code == 403 and "route 'chitchat'" in again.json()["error"]["message"]
 
 
 def test_limits_are_reported_on_answers_and_the_fourth_request_of_rpm_3_is_429(
