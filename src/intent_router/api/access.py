@@ -96,7 +96,7 @@ class AccessMiddleware:
             access = await self.control.access(path, presented_key(Request(scope)))
         except AccessError as exc:
             response = describe(exc).response(path)
-            if isinstance(response.status_code, int) and response.status_code == 401:
+            if response.status_code == 401:
                 response.headers["www-authenticate"] = 'Bearer realm="intent-router"'
             await response(scope, receive, send)
             return
