@@ -208,7 +208,7 @@ def test_spend_persists_beside_the_keys_file(tmp_path: Path) -> None:
 
 
 async def test_an_unreachable_redis_refuses_rather_than_serves_free() -> None:
-    ledger = RedisBudgetLedger(f"redis://127.0.0.1:{_closed_port()}/0", op_timeout_s=0.2)
+    ledger = RedisBudgetLedger(f"redis://127.0.0.1:{_closed_port()}/0", connect_timeout_s=0.5)
     with pytest.raises(AccessUnavailableError, match="budget store"):
         await ledger.reserve(ALICE, 0.01)
     await ledger.aclose()

@@ -128,7 +128,7 @@ def response(cost: float) -> ChatResponse:
 
 
 async def test_hold_downgrades_then_reserves_and_settle_counts_once() -> None:
-    cfg = models(budgets={"teams": {"ops": {"budget_usd": 5.0, "period": "7d"}}})
+    cfg = models(team_limits={"ops": {"rpm": 60, "budget_usd": 5.0, "period": "7d"}})
     ledger = MemoryBudgetLedger(teams=team_budgets(cfg), clock=time.time)
     spending = Spending(ledger, cfg)
     request = ask("hello", max_tokens=10)  # ~5 input tokens

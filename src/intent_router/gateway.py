@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from intent_router.access.budget import BudgetLedger
 from intent_router.access.context import RequestAccess
 from intent_router.cache import Directives, ResponseCache
 from intent_router.dispatch import Dispatcher
@@ -19,7 +20,7 @@ from intent_router.observability.decision_log import DecisionLog
 from intent_router.observability.metrics import Metrics
 from intent_router.observability.prompt_log import LogPrompts
 from intent_router.observability.traffic import TrafficStats
-from intent_router.pipeline import stages
+from intent_router.pipeline import spend, stages
 from intent_router.pipeline.exchange import (
     AUTO,
     Answer,
@@ -31,7 +32,14 @@ from intent_router.pipeline.exchange import (
 )
 from intent_router.pipeline.recorder import Recorder
 from intent_router.pipeline.runtime import Runtime
-from intent_router.providers import ChatRequest, DispatchEvent, StreamDone, StreamError, replay
+from intent_router.providers import (
+    ChatRequest,
+    DispatchEvent,
+    StreamDone,
+    StreamError,
+    TextDelta,
+    replay,
+)
 from intent_router.request_cache import CacheInfo
 from intent_router.service import RouterService
 
@@ -59,9 +67,10 @@ class Gateway:
         metrics: Metrics | None = None,
         decision_log: DecisionLog | None = None,
         log_prompts: LogPrompts = "off",
+        ledger: BudgetLedger | None = None,
     ) -> None:
         self.metrics = metrics if metrics is not None else dispatcher.metrics
-        self.runtime = Runtime.build(router, models, dispatcher, cache, self.metrics)
+        self.runtime = Runtime.build(router, models, dispatcher, cache, self.metrics, ledger)
         self.recorder = Recorder(self.metrics, decision_log, log_prompts)
 
     @property
@@ -110,7 +119,11 @@ class Gateway:
         try:
             await stages.prepare(ex)
             if not ex.answered:
-                await stages.dispatch(ex)
+                await spend.reserve(ex)
+                try:
+                    await stages.dispatch(ex)
+                finally:
+                    await spend.settle(ex)
                 await stages.store(ex)
         except Exception as exc:
             await stages.settle_limits(ex)
@@ -140,12 +153,16 @@ class Gateway:
                            request_id=request_id, access=access)  # fmt: skip
         try:
             await stages.prepare(ex)
+            if not ex.answered:
+                await spend.reserve(ex)
             opened = None if ex.answered else await stages.open_stream(ex)
         except Exception as exc:
+            await spend.settle(ex)  # nothing was sent: the reservation goes back
             await stages.settle_limits(ex)
             self._fail(ex, exc)
             raise
         if opened is None:
+            await spend.settle(ex)
             answer = ex.answer()
             await stages.settle_limits(ex)
             self.recorder.record(ex)
@@ -155,8 +172,10 @@ class Gateway:
         return OpenStream(ex.plan, CacheInfo(hit=None), opened.model, self._relay(ex, opened))
 
     async def _relay(self, ex: Exchange, opened: stages.Opened) -> AsyncIterator[DispatchEvent]:
-        """Pass the stream on; store it when it completes, record it when it ends."""
+        """Pass the stream on; store it when it completes, settle its cost when it ends (a
+        cut stream: what was sent), record it."""
         event: DispatchEvent | None = opened.first
+        sent = 0  # characters of text passed on, for a stream cut before its usage
         try:
             while event is not None:
                 if isinstance(event, StreamDone):
@@ -164,10 +183,13 @@ class Gateway:
                     await stages.store(ex)
                 elif isinstance(event, StreamError):
                     ex.stream_error = event.message
+                elif isinstance(event, TextDelta):
+                    sent += len(event.text)
                 yield event
                 event = await anext(opened.events, None)
         finally:
             await opened.events.aclose()  # type: ignore[attr-defined]
+            await spend.settle(ex, model=opened.model, output_chars=sent)
             await stages.settle_limits(ex)
             self.recorder.record(ex)
 

@@ -24,9 +24,8 @@ One YAML file, parsed once at start-up into :class:`ModelsConfig`::
       downgrade_at: 0.8       # from this share of a budget, cheaper models answer
       default_output_tokens: 1024   # worst-case output of a request without max_tokens
       reservation_ttl_s: 900  # a dead process's reservations hold budget this long
-      teams: {research: {budget_usd: 50, period: 7d}}
-    team_limits:              # RPM/TPM shared by every key of a team (a key's own: keys --rpm)
-      research: {rpm: 600, tpm: 200000}
+    team_limits:              # shared by every key of a team (a key's own: keys --rpm …)
+      research: {rpm: 600, tpm: 200000, budget_usd: 50, period: 7d}
 
 Every error raises :class:`~intent_router.errors.ModelsFileError` naming the file, the line
 (from the YAML node marks) and the field.
@@ -168,13 +167,6 @@ class PanicSettings(_Strict):
     burst: int = Field(default=1, ge=1)
 
 
-class TeamBudgetSpec(_Strict):
-    """One team's budget (``budgets.teams.NAME``): shared by every key of the team."""
-
-    budget_usd: float = Field(ge=0)
-    period: Literal["1d", "7d", "30d"] = "30d"
-
-
 class BudgetSettings(_Strict):
     """The ``budgets:`` block: how requests of keys with a budget are priced and steered."""
 
@@ -187,17 +179,16 @@ class BudgetSettings(_Strict):
     reservation_ttl_s: float = Field(
         default=900.0, gt=0, description="a dead process's reservations hold budget this long"
     )
-    teams: dict[str, TeamBudgetSpec] = Field(
-        default_factory=dict, description="team name → its budget (keys carry their own)"
-    )
 
 
 class TeamLimitSpec(_Strict):
-    """One team's rate limits (``team_limits.NAME``), shared by its keys; a key's own RPM
-    and TPM are set with ``intent-router keys``."""
+    """One team's rate limits and budget (``team_limits.NAME``), shared by its keys; a
+    key's own are set with ``intent-router keys``."""
 
     rpm: int | None = Field(default=None, ge=1, description="requests per minute")
     tpm: int | None = Field(default=None, ge=1, description="tokens per minute")
+    budget_usd: float | None = Field(default=None, ge=0, description="USD per period")
+    period: Literal["1d", "7d", "30d"] = Field(default="30d", description="of the budget")
 
 
 class ModelsConfig(_Strict):

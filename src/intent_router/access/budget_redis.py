@@ -127,18 +127,25 @@ class RedisBudgetLedger(BudgetLedger):
         self,
         url: str,
         *,
-        namespace: str = "intent-router:budget",
+        namespace: str = "intent-router:access:budget",
         teams: Mapping[str, TeamBudget] | None = None,
         reservation_ttl_s: float = 900.0,
-        op_timeout_s: float = 0.5,
+        op_timeout_s: float = 2.0,
+        connect_timeout_s: float = 5.0,
+        max_connections: int = 32,
         clock: Clock = time.time,
     ) -> None:
         super().__init__(teams=teams, reservation_ttl_s=reservation_ttl_s, clock=clock)
         self.url = url
         self.ns = namespace
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=op_timeout_s, socket_connect_timeout=op_timeout_s
-        )
+        # A bounded pool: a burst waits for a connection instead of opening hundreds. The
+        # timeouts are generous (a loaded event loop is slow to connect); a Redis that is
+        # down refuses connections at once.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=connect_timeout_s,
+            socket_timeout=op_timeout_s, socket_connect_timeout=connect_timeout_s,
+        )  # fmt: skip
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._reserve_script = self._redis.register_script(RESERVE)
         self._settle_script = self._redis.register_script(SETTLE)
         self._usage_script = self._redis.register_script(USAGE)
@@ -186,7 +193,7 @@ class RedisBudgetLedger(BudgetLedger):
         ]
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
 
 
 def _expire_at(budget: Budget, now: float, held_until: float) -> int:

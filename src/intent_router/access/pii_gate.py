@@ -33,6 +33,10 @@ class Gated:
     chain: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     record: dict[str, Any] | None = None  # None: gate off, nothing recorded
+    approved: tuple[str, ...] | None = None  # set when personal data limits the models
+
+    def allows(self, model: str) -> bool:
+        return self.approved is None or model in self.approved
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class PiiGate:
                 kinds=kinds,
                 approved=self.approved,
             )
-        return Gated(kept, skipped, record)
+        return Gated(kept, skipped, record, self.approved)
 
 
 def found_kinds(request: ChatRequest) -> list[str]:

@@ -1,10 +1,11 @@
 """The access stage's money side: PII gate, downgrade, then reserve the worst case.
 
 :meth:`Spending.hold` runs before dispatch, after routing and the cache (a cached answer
-costs nothing): it narrows the chain (cheaper models past ``budgets.downgrade_at`` of a
-budget; only ``pii_approved`` models when personal data is found), then reserves the
-worst case of what is left. :meth:`Spending.settle` runs when the answer is complete (the
-real cost), or the request failed (nothing), or a stream was cut (what was sent).
+costs nothing): it narrows the chain (only ``pii_approved`` models when personal data is
+found; then cheaper models past ``budgets.downgrade_at`` of a budget, among those the gate
+let through), then reserves the worst case of what is left. :meth:`Spending.settle` runs
+when the answer is complete (the real cost), the request failed (nothing), or a stream
+was cut (what was sent).
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ class Hold:
 
 
 def team_budgets(models: ModelsConfig) -> dict[str, TeamBudget]:
-    """The ledger's team budgets, from the models file's ``budgets.teams``."""
+    """The ledger's team budgets, from the models file's ``team_limits``."""
     return {
         name: TeamBudget(spec.budget_usd, spec.period)
-        for name, spec in models.budgets.teams.items()
+        for name, spec in models.team_limits.items()
+        if spec.budget_usd is not None
     }
 
 
@@ -67,24 +69,23 @@ class Spending:
     ) -> Hold:
         """Narrow ``chain`` and reserve its worst case; raises PiiNotApprovedError (400)
         or BudgetExceededError (429) before any upstream is called."""
-        hold = Hold(list(chain))
+        gated = self.gate.apply(request, chain)  # first: a downgrade never empties it
+        hold = Hold(gated.chain, skipped=list(gated.skipped))
+        if gated.record is not None:
+            hold.record["pii_gate"] = gated.record
         budgets = self.ledger.budgets_of(principal)
         if not pinned and any(b.limit_usd is not None for b in budgets):
             usage = max(await self.ledger.usage(principal), key=lambda u: u.share)
-            hold.chain, skipped = downgrade(
-                hold.chain, budget_chain, self.models, share=usage.share,
-                budget=usage.budget.name,
-            )  # fmt: skip
-            hold.skipped += skipped
+            cheaper = [m for m in budget_chain if gated.allows(m)]
+            kept, skipped = downgrade(
+                hold.chain, cheaper, self.models, share=usage.share, budget=usage.budget.name
+            )
             hold.record["budget"] = {
                 "name": usage.budget.name,
                 "share": round(usage.share, 4),
-                "downgraded": bool(skipped) or hold.chain != list(chain),
+                "downgraded": kept != hold.chain,
             }
-        gated = self.gate.apply(request, hold.chain)
-        hold.chain, hold.skipped = gated.chain, hold.skipped + gated.skipped
-        if gated.record is not None:
-            hold.record["pii_gate"] = gated.record
+            hold.chain, hold.skipped = kept, hold.skipped + skipped
         if budgets:
             worst = worst_case_usd(request, hold.chain, self.models)
             hold.reservation = await self.ledger.reserve(principal, worst)
@@ -115,14 +116,21 @@ class Spending:
 
 
 def open_ledger(
-    models: ModelsConfig, *, keys_file: Path | None = None, redis_url: str | None = None
+    models: ModelsConfig,
+    *,
+    keys_file: Path | None = None,
+    redis_url: str | None = None,
+    namespace: str = "intent-router:access",
 ) -> BudgetLedger:
-    """The ledger beside the keys: in Redis when the keys are (replicas share budgets),
-    else in memory persisted beside the keys file; off (null) without keys."""
+    """The ledger beside the keys: in Redis when the keys are (replicas share budgets,
+    under ``{namespace}:budget``), else in memory persisted beside the keys file; off
+    (null) without keys."""
     teams = team_budgets(models)
     ttl = models.budgets.reservation_ttl_s
     if redis_url is not None:
-        return RedisBudgetLedger(redis_url, teams=teams, reservation_ttl_s=ttl)
+        return RedisBudgetLedger(
+            redis_url, namespace=f"{namespace}:budget", teams=teams, reservation_ttl_s=ttl
+        )
     if keys_file is not None:
         return MemoryBudgetLedger(spend_file_for(keys_file), teams=teams, reservation_ttl_s=ttl)
     return NullLedger()

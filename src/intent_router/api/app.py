@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from intent_router.access.spending import open_ledger
 from intent_router.api import (
     access,
     admin_keys,
@@ -69,6 +70,12 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
         cache = make_cache(settings, service.encoder) if models else None
         if cache is not None:
             await cache.start()
+        ledger = (
+            open_ledger(models, keys_file=settings.keys_file,
+                        redis_url=settings.keys_redis_url, namespace=settings.keys_namespace)
+            if models
+            else None
+        )  # fmt: skip
         async with httpx.AsyncClient(limits=limits, timeout=None) as client:
             dispatcher = Dispatcher(models, client, metrics=metrics) if models else None
             decisions = make_decision_log(settings, metrics) if dispatcher else None
@@ -76,7 +83,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
                 decisions.start()
             gateway = (
                 Gateway(service, models, dispatcher, cache, metrics=metrics,
-                        decision_log=decisions, log_prompts=settings.log_prompts)
+                        decision_log=decisions, log_prompts=settings.log_prompts, ledger=ledger)
                 if models and dispatcher
                 else None
             )  # fmt: skip
@@ -85,6 +92,8 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
             finally:
                 if control is not None:
                     await control.aclose()
+                if ledger is not None:
+                    await ledger.aclose()  # the spend file gets its last write
                 if decisions is not None:
                     await decisions.aclose()
                 if cache is not None:

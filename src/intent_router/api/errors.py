@@ -13,6 +13,7 @@ cause                                  status  type                      code
 =====================================  ======  ========================  ======================
 validation, bad JSON, content type     400     invalid_request_error     (param = field path)
 prompt too long for every model        400     invalid_request_error     context_length_exceeded
+personal data, no pii_approved model   400     invalid_request_error     pii_not_approved
 no, wrong or revoked API key          401     authentication_error      invalid_api_key
 key may not use this model/route       403     permission_error          model_not_allowed
 rate limit (RPM/TPM) used up           429     rate_limit_error          rate_limit_exceeded

@@ -40,6 +40,7 @@ class RequestRecord:
     stale_because: str | None = None  # the error a stale answer stood in for
     latency_s: float = 0.0
     prompt: str | None = None  # only when --log-prompts asks for it
+    notes: dict[str, Any] = field(default_factory=dict)  # budget, pii_gate: as decided
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (model, why) off the chain
     key_id: str | None = None  # the API key's id (never its secret); None without keys
     team: str | None = None  # the key's team
@@ -90,6 +91,7 @@ class RequestRecord:
             row["skipped"] = [{"model": m, "reason": why} for m, why in self.skipped]
         if self.prompt is not None:
             row["prompt"] = self.prompt
+        row.update(self.notes)
         return row
 
     def log_line(self) -> dict[str, Any]:

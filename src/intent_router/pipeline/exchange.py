@@ -19,6 +19,7 @@ import numpy as np
 
 from intent_router.access import ANONYMOUS, Principal
 from intent_router.access.context import RequestAccess
+from intent_router.access.spending import Hold
 from intent_router.cache import CacheScope, Directives
 from intent_router.errors import QueryError
 from intent_router.observability.record import new_request_id
@@ -102,6 +103,8 @@ class Exchange:
     response: ChatResponse | None = None
     error: BaseException | None = None
     stream_error: str | None = None
+    hold: Hold | None = None  # the budget reservation, between reserve and settle
+    notes: dict[str, Any] = field(default_factory=dict)  # decision-row keys: budget, pii_gate
 
     def __post_init__(self) -> None:
         self.plan = Plan(decision=None, chain=[], pinned=self.pinned, text="", vector=NO_VECTOR)

@@ -65,6 +65,7 @@ class Recorder:
             skipped=list(ex.skipped),
             key_id=None if ex.principal.anonymous else ex.principal.key_id,
             team=ex.principal.team,
+            notes=dict(ex.notes),
         )
         if response is not None:
             record.model, record.provider = response.model, response.provider

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from intent_router.access.budget import BudgetLedger, NullLedger
+from intent_router.access.spending import Spending
 from intent_router.cache import ResponseCache
 from intent_router.cache_off import NullCache
 from intent_router.dispatch import Dispatcher
@@ -28,6 +30,7 @@ class Runtime:
     models: ModelsConfig
     dispatcher: Dispatcher
     cache: RequestCache | NullCache
+    spending: Spending  # budgets, downgrade, PII gate (its ledger outlives the runtime)
 
     @classmethod
     def build(
@@ -37,10 +40,13 @@ class Runtime:
         dispatcher: Dispatcher,
         cache: ResponseCache | None,
         metrics: Metrics | None,
+        ledger: BudgetLedger | None = None,
     ) -> Runtime:
-        """The runtime of one configuration; ``cache=None`` (cache off) gives a NullCache."""
+        """The runtime of one configuration; ``cache=None`` (cache off) gives a NullCache,
+        ``ledger=None`` (no keys) a ledger that budgets nothing."""
+        spending = Spending(ledger if ledger is not None else NullLedger(), models)
         if cache is None:
-            return cls(router, models, dispatcher, NullCache())
+            return cls(router, models, dispatcher, NullCache(), spending)
         request_cache = RequestCache(
             cache,
             router.routes,
@@ -50,4 +56,4 @@ class Runtime:
             index_fingerprint=f"{router.index.manifest['routes_fingerprint']}|{router.encoder.id}",
             metrics=metrics,
         )
-        return cls(router, models, dispatcher, request_cache)
+        return cls(router, models, dispatcher, request_cache, spending)
