@@ -186,3 +186,20 @@ async def redis_shared(
         dump += name + repr(value).encode()
     assert secret.encode() not in dump and secret[3:].encode() not in dump
     assert hash_secret(secret).encode() in dump
+
+
+async def test_an_unreachable_redis_fails_closed() -> None:
+    from intent_router.access.ratelimit import Bucket, RedisRateLimiter
+    from intent_router.errors import AccessUnavailableError
+    from intent_router.testing.redis_server import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    store, limiter = RedisKeyStore(url, op_timeout_s=0.2), RedisRateLimiter(url, op_timeout_s=0.2)
+    try:
+        with pytest.raises(AccessUnavailableError, match="key store"):
+            await Authenticator(store).authenticate("ir-" + "A" * 43)
+        with pytest.raises(AccessUnavailableError, match="rate-limit store"):
+            await limiter.acquire([Bucket("k", 10, 1)])
+    finally:
+        await store.aclose()
+        await limiter.aclose()
