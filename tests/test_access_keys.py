@@ -53,7 +53,9 @@ def test_list_update_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     where = ["--keys", str(tmp_path / "keys.json")]
     create(capsys, *where, "--name", "alice", "--rpm", "20")
     create(capsys, *where, "--name", "bob")
-    assert main(["keys", "update", *where, "bob", "--tpm", "1000", "--rename", "robert"]) == 0
+    assert main(["keys", "update", *where, "bob", "--models", "a,b"]) == 0
+    assert main(["keys", "update", *where, "bob", "--tpm", "1000", "--rename", "robert",
+                 "--models", "any"]) == 0  # fmt: skip
     assert main(["keys", "revoke", *where, "alice"]) == 0
     capsys.readouterr()
     assert main(["keys", "list", *where]) == 0
@@ -62,8 +64,8 @@ def test_list_update_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert len(table) == 2 and table[1].split()[1] == "robert" and "1000" in table[1].split()
     assert main(["keys", "list", *where, "--json", "--all"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["name"], r["status"], r["tpm"]) for r in rows] == [
-        ("alice", "revoked", None), ("robert", "active", 1000)]  # fmt: skip
+    assert [(r["name"], r["status"], r["tpm"], r["models"]) for r in rows] == [
+        ("alice", "revoked", None, None), ("robert", "active", 1000, None)]  # fmt: skip
     assert all("hash" not in r for r in rows) and rows[0]["spend_usd"] == 0
 
 
@@ -184,3 +186,21 @@ async def redis_shared(
         dump += name + repr(value).encode()
     assert secret.encode() not in dump and secret[3:].encode() not in dump
     assert hash_secret(secret).encode() in dump
+
+
+async def test_an_unreachable_redis_fails_closed() -> None:
+    from tests.redis_server import free_port
+
+    from intent_router.access.ratelimit import Bucket, RedisRateLimiter
+    from intent_router.errors import AccessUnavailableError
+
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    store, limiter = RedisKeyStore(url, op_timeout_s=0.2), RedisRateLimiter(url, op_timeout_s=0.2)
+    try:
+        with pytest.raises(AccessUnavailableError, match="key store"):
+            await Authenticator(store).authenticate("ir-" + "A" * 43)
+        with pytest.raises(AccessUnavailableError, match="rate-limit store"):
+            await limiter.acquire([Bucket("k", 10, 1)])
+    finally:
+        await store.aclose()
+        await limiter.aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -44,12 +45,6 @@ def make_keys(store: KeyStore, *specs: KeySpec) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def keyed(
     fake: FakeUpstream, encoder: Encoder, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, dict[str, str], Path]]:
@@ -62,7 +57,9 @@ def keyed(
         KeySpec(name="bob", team="ops"),
         KeySpec(name="cheap", models=["cheap-general"]),
         KeySpec(name="coder", routes=["code"]),
+        KeySpec(name="research-coder", team="research", routes=["code"]),
         KeySpec(name="limited", rpm=3, tpm=100_000),
+        KeySpec(name="streamer", team="stream", rpm=100, tpm=100_000),
         KeySpec(name="gone"),
     )
     asyncio.run(FileKeyStore(keys_file).revoke("gone"))
@@ -140,9 +137,13 @@ def test_a_key_limited_to_a_route_is_refused_elsewhere(
     url, keys, _ = keyed
     assert chat(url, keys["coder"], "implement a linked list in C").status_code == 200
     refused = chat(url, keys["coder"], "how do you say good morning in japanese")
-    assert (
-        refused.status_code == 403 and "route 'translation'" in refused.json()["error"]["message"]
-    )
+    assert refused.status_code == 403
+    assert "route 'translation'" in refused.json()["error"]["message"]
+    # A teammate's cached answer (same tenant) is no way around the route limit.
+    first = chat(url, keys["alice"], "how was your weekend")
+    assert first.status_code == 200 and first.headers["x-intent-router-cache"] == "miss"
+    again = chat(url, keys["research-coder"], "how was your weekend")
+    assert again.status_code == 403 and "route 'chitchat'" in again.json()["error"]["message"]
 
 
 def test_limits_are_reported_on_answers_and_the_fourth_request_of_rpm_3_is_429(
@@ -231,3 +232,58 @@ async def revoke(url: str, name: str) -> None:
     store = RedisKeyStore(url)
     await store.revoke(name)
     await store.aclose()
+
+
+def test_admin_endpoints_list_and_create_keys_with_the_admin_key_only(
+    keyed: tuple[str, dict[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, keys, _ = keyed
+    monkeypatch.setenv("INTENT_ROUTER_ADMIN_KEY", "admin-secret")
+    admin = {"authorization": "Bearer admin-secret"}
+    assert httpx.get(f"{url}/admin/keys", headers={"x-api-key": keys["alice"]}).status_code == 401
+    listed = httpx.get(f"{url}/admin/keys", headers=admin)
+    assert listed.status_code == 200
+    rows = listed.json()["keys"]
+    assert {"alice", "bob", "gone"} <= {r["name"] for r in rows}
+    assert all("hash" not in r for r in rows) and not any(s in listed.text for s in keys.values())
+    made = httpx.post(f"{url}/admin/keys", headers=admin, json={"name": "dave", "rpm": 5})
+    assert made.status_code == 201 and made.json()["rpm"] == 5
+    assert chat(url, made.json()["key"], "hi there, how are you today").status_code == 200
+    again = httpx.post(f"{url}/admin/keys", headers=admin, json={"name": "dave"})
+    assert again.status_code == 400 and "exists already" in again.json()["error"]["message"]
+    bad = httpx.post(f"{url}/admin/keys", headers=admin, json={"name": "eve", "period": "2d"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "period"
+    assert httpx.get(f"{url}/metrics", headers=admin).status_code == 200
+
+
+def test_an_open_router_says_so_at_start_up_loudly_off_loopback(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    from intent_router.api.access import open_warning
+    from intent_router.config import Settings
+
+    caplog.set_level(logging.WARNING, logger="intent_router.api.access")
+    open_warning("127.0.0.1", Settings())
+    open_warning("0.0.0.0", Settings())
+    open_warning("0.0.0.0", Settings(keys_file=tmp_path / "keys.json"))  # keys on: silent
+    (local, exposed) = caplog.records
+    assert local.levelno == logging.WARNING and "no API keys" in local.getMessage()
+    assert exposed.levelno == logging.ERROR and "NO AUTHENTICATION" in exposed.getMessage()
+    assert "0.0.0.0" in exposed.getMessage() and "--keys" in exposed.getMessage()
+
+
+def test_a_stream_carries_the_limit_headers_and_settles_its_tokens(
+    keyed: tuple[str, dict[str, str], Path],
+) -> None:
+    url, keys, _ = keyed
+    question = {"role": "user", "content": "thanks, that was really helpful"}
+    body = {"model": "cheap-general", "stream": True, "max_tokens": 5000, "messages": [question]}
+    headers = {"authorization": f"Bearer {keys['streamer']}"}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=headers) as first:
+        assert first.status_code == 200 and "data: [DONE]" in first.read().decode()
+        assert first.headers["x-ratelimit-remaining-requests"] == "99"
+        charged = 100_000 - int(first.headers["x-ratelimit-remaining-tokens"])
+        assert charged > 5000  # the estimate: input + max_tokens
+    second = chat(url, keys["streamer"], "nice to meet you", model="cheap-general", max_tokens=10)
+    left = int(second.headers["x-ratelimit-remaining-tokens"])
+    assert 100_000 - left < charged  # the stream was settled to its real, smaller usage

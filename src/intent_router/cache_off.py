@@ -27,7 +27,7 @@ class NullCache:
         pinned: str | None,
         *,
         tenant: str | None = None,
-        models: list[str] | None = None,
+        limits: dict[str, list[str] | None] | None = None,
     ) -> CacheScope:
         return OFF
 

@@ -412,14 +412,15 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="refuse larger request bodies with 413 before reading them (default 4 MiB)",
     )
-    serve.add_argument(
+    keys = serve.add_mutually_exclusive_group()
+    keys.add_argument(
         "--keys",
         dest="keys_file",
         type=Path,
         metavar="FILE",
         help="API keys (intent-router keys create): every endpoint but /healthz needs one",
     )
-    serve.add_argument(
+    keys.add_argument(
         "--keys-redis",
         dest="keys_redis_url",
         metavar="URL",

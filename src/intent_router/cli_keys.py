@@ -55,8 +55,8 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
             out[name] = value
     for name in ("models", "routes"):
         value = getattr(args, name)
-        if value is not None:
-            out[name] = _names(value)
+        if value is not None:  # "any" lifts the limit (keys update)
+            out[name] = None if value.strip().lower() == "any" else _names(value)
     return out
 
 
@@ -152,8 +152,8 @@ def add_parser(sub: Any) -> None:
         p.add_argument("--period", choices=["1d", "7d", "30d"], help="budget period (30d)")
         p.add_argument("--rpm", type=int, metavar="N", help="requests per minute")
         p.add_argument("--tpm", type=int, metavar="N", help="tokens per minute")
-        p.add_argument("--models", metavar="a,b", help="the only models the key may use")
-        p.add_argument("--routes", metavar="r1,r2", help="the only routes the key may use")
+        p.add_argument("--models", metavar="a,b", help="the only models the key may use (any)")
+        p.add_argument("--routes", metavar="r1,r2", help="the only routes the key may use (any)")
         p.add_argument("--priority", type=_priority, metavar="P",
                        help="admission priority: low, normal, high (or 0, 1, 2)")  # fmt: skip
 

@@ -15,7 +15,7 @@ With API keys on, both scopes carry the caller's **tenant** (its team, else its 
 tenants never share an answer. A route with ``cache.shared: true`` leaves the tenant out of
 its routed scope, so its answers are served to everyone (through the semantic tier: the
 early scope, known before the route is, always carries the tenant, and the key's model
-list, so an exact hit never serves a key an answer of a model it may not use).
+and route lists, so an exact hit never serves a key an answer it could not have asked for).
 """
 
 from __future__ import annotations
@@ -128,11 +128,11 @@ class RequestCache:
         pinned: str | None,
         *,
         tenant: str | None = None,
-        models: list[str] | None = None,
+        limits: dict[str, list[str] | None] | None = None,
     ) -> CacheScope:
         extra: dict[str, Any] = {"routing": self.routing_fingerprint}
         if tenant is not None:
-            extra.update(tenant=tenant, models=models)
+            extra.update(tenant=tenant, limits=limits)
         return _scope(request, route=EARLY_ROUTE, chain=[], pinned=pinned, extra=extra)
 
     def context(

@@ -112,10 +112,14 @@ class RequestAccess:
         return None if self.principal.anonymous else self.principal.tenant
 
     @property
-    def cache_models(self) -> list[str] | None:
-        """The key's models, part of the exact-cache scope (answered before routing)."""
-        models = self.principal.models
-        return sorted(models) if models is not None else None
+    def cache_limits(self) -> dict[str, list[str] | None]:
+        """The key's models and routes: part of the exact-cache scope, answered before
+        routing, so an exact hit never gives a key an answer it could not have asked for."""
+        p = self.principal
+        return {
+            "models": sorted(p.models) if p.models is not None else None,
+            "routes": sorted(p.routes) if p.routes is not None else None,
+        }
 
     # -- rate limits ---------------------------------------------------------------
 

@@ -16,9 +16,7 @@ limits. Without ``--keys`` this middleware is not installed: every request is an
 
 from __future__ import annotations
 
-import hmac
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +29,7 @@ from intent_router.access.keys import KeyStore
 from intent_router.access.principal import Principal
 from intent_router.access.ratelimit import RateLimiter
 from intent_router.access.stores import key_store, rate_limiter
-from intent_router.api.admin_auth import ADMIN_KEY_ENV, presented_key
+from intent_router.api.admin_auth import is_admin_key, presented_key
 from intent_router.api.errors import describe
 from intent_router.config import Settings
 from intent_router.errors import AccessError
@@ -58,7 +56,7 @@ class AccessControl:
         self.teams = dict(teams or {})  # set by the lifespan from the models file
 
     async def access(self, path: str, secret: str | None) -> RequestAccess:
-        if path.startswith(ADMIN_TOO) and _is_admin(secret):
+        if path.startswith(ADMIN_TOO) and is_admin_key(secret):
             return RequestAccess(ADMIN)
         principal = await self.authenticator.authenticate(secret)
         team = self.teams.get(principal.team) if principal.team else None
@@ -67,13 +65,6 @@ class AccessControl:
     async def aclose(self) -> None:
         await self.store.aclose()
         await self.limiter.aclose()
-
-
-def _is_admin(secret: str | None) -> bool:
-    expected = os.environ.get(ADMIN_KEY_ENV, "")
-    return bool(expected and secret) and hmac.compare_digest(
-        str(secret).encode(), expected.encode()
-    )
 
 
 def needs_key(path: str) -> bool:
@@ -96,7 +87,7 @@ class AccessMiddleware:
             access = await self.control.access(path, presented_key(Request(scope)))
         except AccessError as exc:
             response = describe(exc).response(path)
-            if isinstance(response.status_code, int) and response.status_code == 401:
+            if response.status_code == 401:
                 response.headers["www-authenticate"] = 'Bearer realm="intent-router"'
             await response(scope, receive, send)
             return

@@ -28,12 +28,20 @@ def presented_key(request: Request) -> str | None:
     return key or None
 
 
-async def require_admin(request: Request) -> None:
+def is_admin_key(given: str | None) -> bool:
+    """Whether ``given`` is the admin key (constant time); never when none is set."""
     expected = os.environ.get(ADMIN_KEY_ENV, "")
-    if not expected:
+    return (
+        bool(expected)
+        and given is not None
+        and hmac.compare_digest(given.encode(), expected.encode())
+    )
+
+
+async def require_admin(request: Request) -> None:
+    if not os.environ.get(ADMIN_KEY_ENV, ""):
         raise PermissionDeniedError(f"the admin API is off: set {ADMIN_KEY_ENV} to turn it on")
-    given = presented_key(request)
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not is_admin_key(presented_key(request)):
         raise AuthenticationError("admin endpoints need the admin key (" + ADMIN_KEY_ENV + ")")
 
 

@@ -16,6 +16,7 @@ from intent_router.access.spending import open_ledger
 from intent_router.api import (
     access,
     admin,
+    admin_keys,
     admission,
     completions,
     console,
@@ -125,6 +126,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(console.router)
     app.include_router(admin.router)
+    app.include_router(admin_keys.router)
     app.include_router(rollouts.router)
     errors.install(app)
     admission.install(app, settings, metrics)

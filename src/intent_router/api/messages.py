@@ -1,8 +1,9 @@
 """The Anthropic-compatible ingress: ``POST /v1/messages`` and its ``count_tokens``.
 
 Same gateway as ``/v1/chat/completions`` (routing, cache, dispatch); only the wire format
-differs. Errors here take Anthropic's shape (``api/errors.py`` picks it by path). Neither
-``x-api-key`` nor ``Authorization`` is refused.
+differs. Errors here take Anthropic's shape (``api/errors.py`` picks it by path). With API
+keys on (``--keys``), the SDK's ``x-api-key`` (or ``Authorization: Bearer``) carries the
+router's key (``api/access.py``); without keys neither header is looked at.
 """
 
 from __future__ import annotations

@@ -211,7 +211,7 @@ def _early_scope(ex: Exchange) -> CacheScope:
     """The exact tier's scope; with keys, the caller's tenant and model list are in it."""
     access = ex.access
     return ex.runtime.cache.early_scope(
-        ex.request, ex.pinned, tenant=access.cache_tenant, models=access.cache_models
+        ex.request, ex.pinned, tenant=access.cache_tenant, limits=access.cache_limits
     )
 
 
