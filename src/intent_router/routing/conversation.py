@@ -41,6 +41,7 @@ the router on the last turn alone (an ask it misses alone may stay on the contex
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -50,7 +51,8 @@ import numpy as np
 import numpy.typing as npt
 
 from intent_router.errors import QueryError
-from intent_router.routing.matcher import Decision, Matcher
+from intent_router.routing.matcher import NONE_ROUTE, Decision, Matcher
+from intent_router.routing.turn_model import Evidence, TurnModel, novel_vector, route_scores
 
 Turn = tuple[str, str]
 """One message of the conversation: ``(role, text)``."""
@@ -128,6 +130,8 @@ class ConversationDecision:
     last_turn_decision: Decision
     context_turns: tuple[int, ...] = ()
     context_decision: Decision | None = None
+    novel_decision: Decision | None = None  # the last turn without the context direction
+    p_move: float | None = None  # the turn model's probability that the last turn moves
 
     @property
     def deciding_turns(self) -> list[int]:
@@ -147,6 +151,8 @@ class ConversationDecision:
                 "context_turns": list(self.context_turns),
                 "context_route": context.route if context else None,
                 "context_score": round(context.score, 6) if context else None,
+                "novel_route": self.novel_decision.route if self.novel_decision else None,
+                "p_move": None if self.p_move is None else round(self.p_move, 4),
             },
         }
 
@@ -181,31 +187,95 @@ def decide(
     vectors: npt.NDArray[np.float32],
     decisions: Sequence[Decision],
     matcher: Matcher,
+    model: TurnModel | None = None,
 ) -> ConversationDecision:
-    """The decision for ``plan`` from the vectors and decisions of ``plan.texts()``."""
+    """The decision for ``plan`` from the vectors and decisions of ``plan.texts()``.
+
+    ``model`` (default: the shipped :class:`TurnModel`) says whether the last turn moves.
+    """
     last = decisions[0]
     if not plan.context:
         return ConversationDecision(last, "last_turn", "single turn", plan.last, last)
-    reading = _best_reading(decisions[: 1 + len(plan.clauses)])
-    n_context = len(plan.context)
-    context = _lenient(matcher.decide(_context_vector(vectors[-n_context:])[None, :])[0], matcher)
+    r = read(plan, vectors, decisions, matcher)
+    reading, context, novel = r.reading, r.context, r.novel
 
-    def result(why: str, by: DecidedBy = "last_turn") -> ConversationDecision:
-        chosen = context if by == "context" else reading
-        return ConversationDecision(chosen, by, why, plan.last, reading, plan.context, context)
+    def result(
+        why: str, by: DecidedBy = "last_turn", chosen: Decision | None = None, p: float | None = None
+    ) -> ConversationDecision:
+        chosen = chosen or (context if by == "context" else reading)
+        return ConversationDecision(
+            chosen, by, why, plan.last, reading, plan.context, context, novel, p
+        )
 
     if plan.topic_change:
-        return result("the last turn changes the topic")
+        return result("the last turn changes the topic", chosen=r.moved)
     if context.route is None:
         return result("the earlier turns have no route")
-    if reading.candidates[0].route == context.route:
+    if r.agrees:
         if reading.route is not None:
             return result("the last turn agrees with the earlier turns")
         return result("follow-up on the route of the earlier turns", by="context")
-    margin = REFERENTIAL_MARGIN if plan.referential else MOVE_MARGIN
-    if reading.route is not None and reading.score >= reading.threshold + margin:
-        return result("the last turn asks for something else")
-    return result("follow-up on the route of the earlier turns", by="context")
+    model = model or shipped_model()
+    p = model.p_move(r.evidence.features())
+    if p >= model.threshold:
+        return result("the last turn asks for something else", chosen=r.moved, p=p)
+    return result("follow-up on the route of the earlier turns", by="context", p=p)
+
+
+@dataclass(frozen=True)
+class Readings:
+    """The three readings of a conversation with earlier turns, and the model's evidence."""
+
+    reading: Decision  # the last turn, whole or by its clearest clause
+    context: Decision  # the earlier turns' context vector (lenient)
+    novel: Decision  # the last turn with the context direction projected out
+    evidence: Evidence
+
+    @property
+    def agrees(self) -> bool:
+        """Both readings of the last turn lean to the context route, and no none route
+        refused the last turn (then the model weighs it)."""
+        route = self.context.route
+        lean = _top(self.reading) == route and _top(self.novel) == route
+        return lean and self.reading.reason != NONE_ROUTE
+
+    @property
+    def moved(self) -> Decision:
+        """Where a moving last turn goes: its novel part's route, else its own reading."""
+        keep_novel = self.novel.route is not None or self.reading.route is None
+        return self.novel if keep_novel else self.reading
+
+
+def read(
+    plan: TurnPlan, vectors: npt.NDArray[np.float32], decisions: Sequence[Decision], matcher: Matcher
+) -> Readings:
+    """Every reading :func:`decide` weighs (``plan`` has earlier turns); no encoder call."""
+    n_last = 1 + len(plan.clauses)
+    reading = _best_reading(decisions[:n_last])
+    context_vector = _context_vector(vectors[-len(plan.context) :])
+    context = _lenient(matcher.decide(context_vector[None, :])[0], matcher)
+    novel_vectors = np.stack([novel_vector(v, context_vector) for v in vectors[:n_last]])
+    novel = _best_reading(matcher.decide(novel_vectors))
+    evidence = Evidence(
+        reading=reading,
+        novel=novel,
+        context=context,
+        last_scores=route_scores(matcher.names, matcher.scores(vectors[:1])[0]),
+        cosine=float(vectors[0] @ context_vector),
+        referential=plan.referential,
+        words=len(plan.last_text.split()),
+    )
+    return Readings(reading, context, novel, evidence)
+
+
+@functools.cache
+def shipped_model() -> TurnModel:
+    """The shipped weights (read once)."""
+    return TurnModel.load()
+
+
+def _top(decision: Decision) -> str | None:
+    return decision.candidates[0].route if decision.candidates else None
 
 
 def _context_text(text: str) -> str:
