@@ -11,8 +11,10 @@ that reach the model (earlier turns with a route, no topic-change phrase, and th
 or its novel part leaning elsewhere) are labelled: ``move`` when the right route is where a
 moving turn goes and not the context's, ``stay`` when it is the context's and not the
 other; the rest (neither reading is right) are left out. Logistic regression (L2, numpy,
-Newton steps) with 5-fold cross-validation over chats chooses the L2 strength; the shipped
-model is refitted on all of them at that strength, threshold 0.5. The other splits
+Newton steps) with 5-fold cross-validation over chats chooses the L2 strength, then the
+decision threshold that maximises the balanced accuracy (move and stay rows right, each
+class counted equally) of the out-of-fold probabilities; the shipped model is refitted on
+all of them at that strength. The other splits
 (``holdout``, ``fresh``, ``test``) are never read here.
 
 Prints the sweep and ends with ONE JSON line.
@@ -40,6 +42,7 @@ CHATS = REPO / "scripts" / "data" / "conversations.jsonl"
 OUT = REPO / "src" / "intent_router" / "routing" / "turn_weights.json"
 L2_GRID = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0)
 FOLDS = 5
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 Array = npt.NDArray[np.float64]
 
 
@@ -66,18 +69,32 @@ def main() -> int:
         print(f"{l2:6.2f} {acc:12.3f} {train:15.3f}")
         if acc > best_acc + 1e-9:
             best_l2, best_acc = l2, acc
+    out_of_fold = np.zeros(len(y))
+    for k in range(FOLDS):
+        out_of_fold[folds == k] = _predict(x[folds == k], _fit(x[folds != k], y[folds != k], best_l2))
+    print(f"{'threshold':>9} {'cv move right':>14} {'cv stay right':>14} {'balanced':>9}")
+    best_t, best_bal = 0.5, -1.0
+    for t in THRESHOLDS:
+        moved = out_of_fold >= t
+        move_ok, stay_ok = float(moved[y == 1].mean()), float((~moved)[y == 0].mean())
+        print(f"{t:9.2f} {move_ok:14.3f} {stay_ok:14.3f} {(move_ok + stay_ok) / 2:9.3f}")
+        if (move_ok + stay_ok) / 2 > best_bal + 1e-9:
+            best_t, best_bal = t, (move_ok + stay_ok) / 2
     w = _fit(x, y, best_l2)
-    model = TurnModel(weights=dict(zip(FEATURES, map(float, w[1:]), strict=True)), bias=float(w[0]))
+    weights = dict(zip(FEATURES, map(float, w[1:]), strict=True))
+    model = TurnModel(weights=weights, bias=float(w[0]), threshold=best_t)
     for name in FEATURES:
         print(f"  {name:16} {model.weights[name]:+.3f}")
     print(f"  {'bias':16} {model.bias:+.3f}")
     rounded = {k: round(v, 4) for k, v in model.weights.items()}
     data = {**model.to_json(), "weights": rounded, "bias": round(model.bias, 4),
-            "fitted_on": sorted(splits), "l2": best_l2, "cv_accuracy": round(best_acc, 4)}  # fmt: skip
+            "fitted_on": sorted(splits), "l2": best_l2, "cv_accuracy": round(best_acc, 4),
+            "cv_balanced_accuracy": round(best_bal, 4)}  # fmt: skip
     Path(args.out).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     print(json.dumps({"chats": len(chats), "labelled": len(y), "l2": best_l2,
-                      "cv_accuracy": round(best_acc, 4)}))  # fmt: skip
+                      "cv_accuracy": round(best_acc, 4), "threshold": best_t,
+                      "cv_balanced_accuracy": round(best_bal, 4)}))  # fmt: skip
     return 0
 
 

@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from intent_router.errors import QueryError
-from intent_router.routing.matcher import NONE_ROUTE, Decision, Matcher
+from intent_router.routing.matcher import Decision, Matcher
 from intent_router.routing.turn_model import Evidence, TurnModel, novel_vector, route_scores
 
 Turn = tuple[str, str]
@@ -99,6 +99,8 @@ _TOPIC_CHANGE = re.compile(
     re.IGNORECASE,
 )
 
+_WORD = re.compile(r"[^\W\d_]+")
+
 DecidedBy = Literal["last_turn", "context"]
 
 
@@ -113,10 +115,19 @@ class TurnPlan:
     context: tuple[int, ...] = ()  # message indexes, most recent first
     context_texts: tuple[str, ...] = ()
     topic_change: bool = False
+    new_words: int = 0  # content words of the last turn absent from the earlier user turns
+
+    @property
+    def joined(self) -> str:
+        """The previous user turn and the last one as one text (empty without context)."""
+        return f"{self.context_texts[0]} {self.last_text}" if self.context_texts else ""
 
     def texts(self) -> list[str]:
-        """Everything to embed, in one batch: last turn, its clauses, earlier turns."""
-        return [self.last_text, *self.clauses, *self.context_texts]
+        """Everything to embed, in one batch: last turn, its clauses, the previous user
+        turn joined with the last one, earlier turns."""
+        if not self.context:
+            return [self.last_text]
+        return [self.last_text, *self.clauses, self.joined, *self.context_texts]
 
 
 @dataclass(frozen=True)
@@ -178,6 +189,7 @@ def plan_turns(turns: Sequence[Turn], *, clean: Callable[[str], str] | None = No
         context=tuple(i for i, _ in earlier),
         context_texts=tuple(_context_text(t) for _, t in earlier),
         topic_change=bool(_TOPIC_CHANGE.search(text)),
+        new_words=len(_content_words(text) - _content_words(" ".join(t for _, t in earlier))),
         referential=len(text.split()) <= REFERENTIAL_MAX_WORDS and bool(_REFERENTIAL.search(text)),
     )
 
@@ -212,9 +224,7 @@ def decide(
     if context.route is None:
         return result("the earlier turns have no route")
     if r.agrees:
-        if reading.route is not None:
-            return result("the last turn agrees with the earlier turns")
-        return result("follow-up on the route of the earlier turns", by="context")
+        return result("the last turn agrees with the earlier turns")
     model = model or shipped_model()
     p = model.p_move(r.evidence.features())
     if p >= model.threshold:
@@ -233,11 +243,10 @@ class Readings:
 
     @property
     def agrees(self) -> bool:
-        """Both readings of the last turn lean to the context route, and no none route
-        refused the last turn (then the model weighs it)."""
+        """The last turn routes to the context route on its own, and its novel part leans
+        there too (otherwise the model weighs it)."""
         route = self.context.route
-        lean = _top(self.reading) == route and _top(self.novel) == route
-        return lean and self.reading.reason != NONE_ROUTE
+        return self.reading.route == route and _top(self.novel) == route
 
     @property
     def moved(self) -> Decision:
@@ -256,13 +265,17 @@ def read(
     context = _lenient(matcher.decide(context_vector[None, :])[0], matcher)
     novel_vectors = np.stack([novel_vector(v, context_vector) for v in vectors[:n_last]])
     novel = _best_reading(matcher.decide(novel_vectors))
+    joined = matcher.decide(vectors[n_last : n_last + 1])[0]
     evidence = Evidence(
         reading=reading,
+        joined=joined,
         novel=novel,
         context=context,
         last_scores=route_scores(matcher.names, matcher.scores(vectors[:1])[0]),
         cosine=float(vectors[0] @ context_vector),
         referential=plan.referential,
+        points_back=bool(_REFERENTIAL.search(plan.last_text)),
+        new_words=plan.new_words,
         words=len(plan.last_text.split()),
     )
     return Readings(reading, context, novel, evidence)
@@ -276,6 +289,11 @@ def shipped_model() -> TurnModel:
 
 def _top(decision: Decision) -> str | None:
     return decision.candidates[0].route if decision.candidates else None
+
+
+def _content_words(text: str) -> set[str]:
+    """Words of 4+ letters (a crude, language-blind stand-in for content words)."""
+    return {w for w in _WORD.findall(text.lower()) if len(w) >= 4}
 
 
 def _context_text(text: str) -> str:

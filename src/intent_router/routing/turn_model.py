@@ -10,11 +10,16 @@ A small logistic model over evidence the router already has (no extra encoder ca
   that story" is read without "story" pulling it back to the story's route;
 * how well the last turn still fits the earlier route (``fit_to_context``: its score on the
   context route under its own best score) and its cosine to the context (``cosine``);
+* the previous user turn and the last one embedded as one text (``joined_agrees``: its best
+  route is the context's; ``joined_margin``: how far its best route scores over the
+  context route);
 * how strongly a ``kind: none`` route claims it (``none_claim``);
 * how far the novel part's best route scores over the context route (``novel_over_context``);
 * how sure the context is (``context_margin``);
 * the shape of the turn: short and pointing back ("make it shorter", ``referential``),
-  length (``log_words``).
+  pointing back at any length (``points_back``), how many content words it brings that
+  the earlier user turns did not have (``new_words``: a self-contained new question brings
+  several, "and in ounces?" one), length (``log_words``).
 
 The weights ship as ``turn_weights.json`` (a few hundred bytes), fitted by
 ``scripts/fit_turn_model.py`` on the ``train`` and ``dev`` chats of
@@ -45,11 +50,16 @@ FEATURES: Final = (
     "novel_margin",
     "novel_agrees",
     "novel_over_context",
+    "novel_elsewhere",
     "fit_to_context",
     "cosine",
+    "joined_agrees",
+    "joined_margin",
     "none_claim",
     "context_margin",
     "referential",
+    "points_back",
+    "new_words",
     "log_words",
 )
 
@@ -65,10 +75,13 @@ class Evidence:
 
     reading: Decision  # the last turn, whole or by its clearest clause
     novel: Decision  # its novel part
+    joined: Decision  # the previous user turn and the last one embedded together
     context: Decision  # the earlier turns (has a route)
     last_scores: Mapping[str, float]  # every route's score for the last turn (whole text)
     cosine: float
     referential: bool
+    points_back: bool  # a pointer word ("it", "that", a leading "and") at any length
+    new_words: int  # content words of the last turn not in the earlier user turns
     words: int
 
     def features(self) -> dict[str, float]:
@@ -83,11 +96,17 @@ class Evidence:
             "novel_margin": _clip(self.novel.score - self.novel.threshold),
             "novel_agrees": float(_top(self.novel) == route),
             "novel_over_context": _clip(self.novel.score - _score(self.novel, route)),
+            "novel_elsewhere": _clip(self.novel.score - self.novel.threshold)
+            * float(_top(self.novel) != route),
             "fit_to_context": _clip(self.last_scores.get(str(route), -CLIP) - best),
             "cosine": self.cosine,
+            "joined_agrees": float(_top(self.joined) == route),
+            "joined_margin": _clip(self.joined.score - _score(self.joined, route)),
             "none_claim": none_claim,
             "context_margin": _clip(self.context.score - self.context.threshold),
             "referential": float(self.referential),
+            "points_back": float(self.points_back),
+            "new_words": min(self.new_words, 5) / 5.0,
             "log_words": math.log1p(self.words) / 3.0,
         }
 
