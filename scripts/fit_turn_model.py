@@ -71,7 +71,9 @@ def main() -> int:
             best_l2, best_acc = l2, acc
     out_of_fold = np.zeros(len(y))
     for k in range(FOLDS):
-        out_of_fold[folds == k] = _predict(x[folds == k], _fit(x[folds != k], y[folds != k], best_l2))
+        out_of_fold[folds == k] = _predict(
+            x[folds == k], _fit(x[folds != k], y[folds != k], best_l2)
+        )
     print(f"{'threshold':>9} {'cv move right':>14} {'cv stay right':>14} {'balanced':>9}")
     best_t, best_bal = 0.5, -1.0
     for t in THRESHOLDS:

@@ -212,7 +212,10 @@ def decide(
     reading, context, novel = r.reading, r.context, r.novel
 
     def result(
-        why: str, by: DecidedBy = "last_turn", chosen: Decision | None = None, p: float | None = None
+        why: str,
+        by: DecidedBy = "last_turn",
+        chosen: Decision | None = None,
+        p: float | None = None,
     ) -> ConversationDecision:
         chosen = chosen or (context if by == "context" else reading)
         return ConversationDecision(
@@ -256,7 +259,10 @@ class Readings:
 
 
 def read(
-    plan: TurnPlan, vectors: npt.NDArray[np.float32], decisions: Sequence[Decision], matcher: Matcher
+    plan: TurnPlan,
+    vectors: npt.NDArray[np.float32],
+    decisions: Sequence[Decision],
+    matcher: Matcher,
 ) -> Readings:
     """Every reading :func:`decide` weighs (``plan`` has earlier turns); no encoder call."""
     n_last = 1 + len(plan.clauses)
