@@ -8,35 +8,44 @@ The method, in two steps (measured on ``scripts/data/conversations.jsonl``, see 
 1. :func:`plan_turns` picks what to embed, all in one encoder batch: the last user turn (the
    text a single-turn request routes on), its clauses (``"thanks! now translate that into
    French"`` → ``"now translate that into French"``: leading thanks or chatter dilute the
-   ask), and up to :data:`MAX_CONTEXT_TURNS` earlier user turns, each cut to
-   :data:`CONTEXT_CHARS` characters (the ask is usually at the start of a pasted text).
-2. :func:`decide` compares two readings. The **last turn** is the best of its full text and
-   its clauses. The **context** is one vector: the recency-weighted mean (weight
-   :data:`RECENCY_DECAY` per turn back) of the earlier user turns, routed like any query, so
-   route thresholds and chains apply to it unchanged. Then:
+   ask), the previous user turn and the last one **joined** as one text, and up to
+   :data:`MAX_CONTEXT_TURNS` earlier user turns, each cut to :data:`CONTEXT_CHARS`
+   characters (the ask is usually at the start of a pasted text).
+2. :func:`read` makes four readings, with no further encoder call. The **last turn** is the
+   best of its full text and its clauses. The **context** is one vector: the
+   recency-weighted mean (weight :data:`RECENCY_DECAY` per turn back) of the earlier user
+   turns, routed like any query (route thresholds and chains apply unchanged; its best
+   route is kept within :data:`CONTEXT_SLACK` under the threshold). The **novel part** is
+   the last turn with most of the context direction projected out
+   (:func:`~intent_router.routing.turn_model.novel_vector`), so "now summarize that story"
+   is not pulled back to the story's route by "story". The **joined** text says whether
+   the last turn still reads as part of the previous ask. :func:`decide` then:
 
    * no earlier user turn → the last turn alone (single-turn requests are unchanged);
    * the last turn says the topic changes (``"unrelated, but …"``, ``"different question:"``,
-     ``"by the way"``) or the context has no route (not even within :data:`CONTEXT_SLACK`
-     of its threshold) → the last turn alone (it may leave to no route);
-   * the last turn's best route is the context route → that route;
-   * the last turn is confident on another route (score ≥ its threshold +
-     :data:`MOVE_MARGIN`, or + :data:`REFERENTIAL_MARGIN` when it is short and points back
-     with "it", "that", "them", a leading "and"/"now"…) → it moves;
-   * otherwise it is a follow-up ("make it shorter", "and the second derivative?") → the
-     context decides.
+     ``"by the way"``) → it moves (to its novel part's route, else its own reading, which
+     may be no route);
+   * the context has no route → the last turn alone;
+   * the last turn routes to the context route on its own, and its novel part leans there
+     too → that route;
+   * otherwise the **turn model** (:mod:`intent_router.routing.turn_model`, a logistic
+     model with a few shipped weights, fitted by ``scripts/fit_turn_model.py`` on the
+     ``train`` and ``dev`` chats) weighs the evidence: ``P(move)`` at or above its
+     threshold → the last turn moves; below → it is a follow-up and the context decides.
 
-The referential bar changes nothing on the development half; it is there for follow-ups
-like the issue's "make it shorter" (which the last turn alone sends to summarization).
-Tried and left out because they did not help on the development half: the assistant turns'
-text in the context (same or lower accuracy, and more to embed), averaging route scores
-instead of vectors (same), concatenating the previous turn with the last one, 1 or 3
-earlier turns instead of 2 (same), reading only the ask before a colon of an earlier turn
-("summarize this article: …"; one follow-up more right, one switch fewer).
+Tried and left out: the assistant turns' text in the context (same or lower accuracy, and
+more to embed), averaging route scores instead of vectors, 1 or 3 earlier turns instead of
+2 (same), fixed margins instead of the model (the previous version: a grid over its three
+constants moved neither kind by more than a point, and it could not tell a self-contained
+question that leaves for no route from an elliptic follow-up).
 
-Known limits: a conversation that opened with a long pasted text whose ask the router
-misses has no context route, so its follow-ups route alone; switches are only as good as
-the router on the last turn alone (an ask it misses alone may stay on the context route).
+Known limits: a conversation whose earlier turns the router misses (a long pasted text, an
+ask it does not know) has no context route, so its follow-ups route alone; a switch is only
+as good as the router on the last turn (an ask it misroutes alone is misrouted here too);
+a self-contained question that leaves for no route ("who won the world cup in 2014?")
+after a short support or chit-chat exchange still often stays; with the hybrid encoder,
+an earlier turn and the last one identified as different languages share no vector space
+(their cosine is 0), which reads as a switch.
 """
 
 from __future__ import annotations
@@ -66,14 +75,8 @@ CONTEXT_CHARS = 200
 RECENCY_DECAY = 0.5
 """Weight of an earlier user turn relative to the one after it."""
 
-MOVE_MARGIN = 0.07
-"""How far above its route's threshold the last turn must score to leave the context route."""
-
-REFERENTIAL_MARGIN = 0.22
-"""The bar for a short referential last turn ("make it shorter", "is it rude to say?"): it
-leans on the earlier turns, so only a strong ask ("translate it into Spanish") moves it."""
-
 REFERENTIAL_MAX_WORDS = 8
+"""A last turn this short that points back ("make it shorter") is ``referential``."""
 
 CONTEXT_SLACK = 0.08
 """How far below its threshold the context may score and still hold a follow-up: earlier
