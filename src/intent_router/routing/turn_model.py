@@ -1,6 +1,7 @@
 """Does the last turn of a conversation stay on the earlier turns' route, or move?
 
-A small logistic model over evidence the router already has (no extra encoder call):
+A small logistic model over evidence from the conversation's one encoder batch (the
+joined text is its only addition) and the matcher's scores:
 
 * how sure the last turn is on its own, read whole and by clauses (``last_margin``: its
   best score over its threshold), and whether its best route is the earlier turns' route
@@ -14,14 +15,15 @@ A small logistic model over evidence the router already has (no extra encoder ca
   route is the context's; ``joined_margin``: how far its best route scores over the
   context route);
 * how strongly a ``kind: none`` route claims it (``none_claim``);
-* how far the novel part's best route scores over the context route (``novel_over_context``);
+* how far the novel part's best route scores over the context route (``novel_over_context``),
+  and its margin when that route is another one (``novel_elsewhere``);
 * how sure the context is (``context_margin``);
 * the shape of the turn: short and pointing back ("make it shorter", ``referential``),
   pointing back at any length (``points_back``), how many content words it brings that
   the earlier user turns did not have (``new_words``: a self-contained new question brings
   several, "and in ounces?" one), length (``log_words``).
 
-The weights ship as ``turn_weights.json`` (a few hundred bytes), fitted by
+The weights ship as ``turn_weights.json`` (under 1 KB), fitted by
 ``scripts/fit_turn_model.py`` on the ``train`` and ``dev`` chats of
 ``scripts/data/conversations.jsonl`` with cross-validation; see that script for the sweep.
 """
