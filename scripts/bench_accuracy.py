@@ -25,8 +25,9 @@ Shipped routes (``--routes``, default ``routes/``) on ``--llm-data`` (default
 Conversations (``--conversations``, default ``scripts/data/conversations.jsonl``) on the
 shipped routes: each chat routed on its last user turn alone (before) and as a conversation
 (:meth:`RouterService.route_conversation`, after), accuracy per kind (follow-ups that stay,
-topic switches) on each split (``dev``, ``holdout``, ``fresh``; see scripts/data/README.md)
-and all together; then ``POST /route``
+topic switches) on each split (``train`` and ``dev``: the turn model is fitted on them;
+``holdout``, ``fresh``, ``test`` and ``unseen`` = those three together; see
+scripts/data/README.md) and all together; then ``POST /route``
 latency for a conversation of 6 user turns against a single query (median ratio, one run).
 
     python3 scripts/bench_accuracy.py                # everything (~25 min on 2 busy cores)
@@ -39,8 +40,9 @@ macro_f1, build_utterances_per_s, fit_threshold, rebuild_embedded, rebuild_reuse
 llm_routes_in_scope_accuracy, llm_routes_oos_recall (only the last two with --routes-eval),
 multiturn_follow_up, multiturn_switch, multiturn_last_turn_only_follow_up,
 multiturn_last_turn_only_switch, multiturn_holdout_follow_up, multiturn_holdout_switch,
-multiturn_fresh_follow_up, multiturn_fresh_switch, multiturn_route_latency_ratio (the
-multiturn keys also with --routes-eval);
+multiturn_fresh_follow_up, multiturn_fresh_switch, multiturn_route_latency_ratio,
+multiturn_{train,dev,test,unseen}_{follow_up,switch} (the multiturn keys also with
+--routes-eval);
 and for the none route: none_route_in_scope_accuracy, none_route_oos_recall,
 none_route_overall_accuracy, none_route_macro_f1, none_route_objective,
 none_route_threshold, none_route_oos_refused_by_none_route, none_route_rebuild_embedded,
@@ -82,6 +84,7 @@ LLM_DATA = REPO / "tests/data/llm_requests.jsonl"
 LLM_ROUTES = REPO / "routes"
 CONVERSATIONS = REPO / "scripts/data/conversations.jsonl"
 MULTILINGUAL_DATA = REPO / "scripts/data/multilingual.jsonl"
+FITTED_SPLITS = ("train", "dev")  # the turn model's weights come from these chats
 EXTRA_UTTERANCES = [
     "could you tell me about this please",
     "i need some help with this one",
@@ -286,17 +289,17 @@ def multiturn(args: argparse.Namespace, encoder: Encoder, work: Path) -> dict[st
     rows = asyncio.run(_route_chats(RouterService.from_settings(settings, encoder), chats))
     accuracy: dict[tuple[str, str, str], float] = {}
     print(f"{'split':8} {'kind':10} {'chats':>5} {'last turn only':>15} {'conversation':>13}")
-    for split in ("dev", "holdout", "fresh", "all"):
+    for split in ("train", "dev", "holdout", "fresh", "test", "unseen", "all"):
         for kind in ("follow_up", "switch"):
-            sub = [r for r in rows if r[0]["kind"] == kind and split in ("all", r[0]["split"])]
+            sub = [r for r in rows if r[0]["kind"] == kind and _in_split(r[0], split)]
             for way, column in (("last", 1), ("conversation", 2)):
                 hits = sum(r[column] == r[0]["route"] for r in sub)
                 accuracy[(split, kind, way)] = round(hits / max(len(sub), 1), 4)
             before, after = accuracy[(split, kind, "last")], accuracy[(split, kind, "conversation")]
             print(f"{split:8} {kind:10} {len(sub):5d} {before:15.1%} {after:13.1%}")
-    print("misrouted as a conversation (held-out and fresh chats):")
+    print("misrouted as a conversation (chats the method was not fitted on):")
     for chat, _, route, why in rows:
-        if chat["split"] != "dev" and route != chat["route"]:
+        if chat["split"] not in FITTED_SPLITS and route != chat["route"]:
             print(f"  {chat['kind']:9} want {chat['route']!s:16} got {route!s:16} ({why})")
     ratio = _route_latency_ratio(settings, encoder)
     return {
@@ -309,7 +312,22 @@ def multiturn(args: argparse.Namespace, encoder: Encoder, work: Path) -> dict[st
         "multiturn_fresh_follow_up": accuracy[("fresh", "follow_up", "conversation")],
         "multiturn_fresh_switch": accuracy[("fresh", "switch", "conversation")],
         "multiturn_route_latency_ratio": ratio,
+        "multiturn_train_follow_up": accuracy[("train", "follow_up", "conversation")],
+        "multiturn_train_switch": accuracy[("train", "switch", "conversation")],
+        "multiturn_dev_follow_up": accuracy[("dev", "follow_up", "conversation")],
+        "multiturn_dev_switch": accuracy[("dev", "switch", "conversation")],
+        "multiturn_test_follow_up": accuracy[("test", "follow_up", "conversation")],
+        "multiturn_test_switch": accuracy[("test", "switch", "conversation")],
+        "multiturn_unseen_follow_up": accuracy[("unseen", "follow_up", "conversation")],
+        "multiturn_unseen_switch": accuracy[("unseen", "switch", "conversation")],
     }
+
+
+def _in_split(chat: dict[str, Any], split: str) -> bool:
+    """``all``; ``unseen``: every split the turn model was not fitted on; or one split."""
+    if split == "unseen":
+        return chat["split"] not in FITTED_SPLITS
+    return split in ("all", chat["split"])
 
 
 async def _route_chats(

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from fastapi.testclient import TestClient
@@ -18,9 +19,15 @@ from fastapi.testclient import TestClient
 from intent_router.api.app import create_app
 from intent_router.config import Settings
 from intent_router.embedding.encoder import Encoder
-from intent_router.errors import QueryError
+from intent_router.errors import ConfigError, QueryError
 from intent_router.routing import conversation
-from intent_router.routing.conversation import CONTEXT_CHARS, MAX_CONTEXT_TURNS, Turn
+from intent_router.routing.conversation import (
+    CONTEXT_CHARS,
+    MAX_CONTEXT_TURNS,
+    Turn,
+    shipped_model,
+)
+from intent_router.routing.turn_model import FEATURES, TurnModel, novel_vector
 from intent_router.service import RouterService
 from intent_router.testing import FakeUpstream
 
@@ -156,7 +163,9 @@ def test_plan_reads_user_turns_only_and_bounds_what_it_embeds() -> None:
     assert plan.referential and not plan.topic_change  # short, and "it" points back
     assert MAX_CONTEXT_TURNS == 2 and plan.context == (5, 3)  # most recent first, blank skipped
     assert all(len(text) <= CONTEXT_CHARS for text in plan.context_texts)
-    assert plan.texts()[0] == plan.last_text and len(plan.texts()) == 1 + 1 + len(plan.context)
+    assert plan.texts()[0] == plan.last_text and len(plan.texts()) == 1 + 1 + 1 + len(plan.context)
+    assert plan.joined == f"{plan.context_texts[0]} {plan.last_text}"  # embedded together
+    assert plan.new_words == 4  # thanks, make, shorter, please: not in the earlier user turns
 
 
 def test_a_topic_change_is_read_from_the_last_turn_and_not_embedded_as_a_clause() -> None:
@@ -237,3 +246,107 @@ def test_chat_completions_route_a_follow_up_with_its_conversation(
             routed = api.post("/complete", json={"messages": chat}).json()["routing"]
             assert routed["route"] == "code" and routed["decided_by"] == "context"
             assert routed["conversation"]["deciding_turns"] == [1]
+
+
+SHIPPED_ROUTES = Path(__file__).resolve().parents[1] / "routes"
+
+
+@pytest.fixture(scope="module")
+def shipped_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The shipped routes, with their ``kind: none`` route (what the turn model was fitted on)."""
+    folder = tmp_path_factory.mktemp("conversation-shipped")
+    return Settings(
+        routes_dir=SHIPPED_ROUTES, index_dir=folder / "index", models_file=None,
+        build_on_start=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def shipped(shipped_settings: Settings, encoder: Encoder) -> AsyncIterator[RouterService]:
+    router = RouterService.from_settings(shipped_settings, encoder)
+    await router.start()
+    yield router
+    await router.aclose()
+
+
+SUPPORT_CHAT: list[Turn] = [
+    ("user", "I want to return the shoes I bought last week"),
+    ("assistant", "You can start a return from Orders > Return item within 30 days."),
+]
+STORY_CHAT: list[Turn] = [
+    ("user", "write a short story about a lighthouse keeper who finds a message in a bottle"),
+    ("assistant", "The fog rolled in as Elias climbed the stairs..."),
+]
+
+
+@pytest.mark.parametrize(
+    ("chat", "last", "route"),
+    [
+        (CODE_CHAT, "what's the time complexity of that?", "code"),  # points back
+        (SUPPORT_CHAT, "do I have to pay for the shipping?", "customer_support"),
+        (STORY_CHAT, "make the ending sadder", "creative_writing"),
+        (MATH_CHAT, "and the second derivative?", "math"),  # ellipsis, no pronoun
+    ],
+)
+async def test_on_the_shipped_routes_a_follow_up_stays(
+    shipped: RouterService, chat: list[Turn], last: str, route: str
+) -> None:
+    routed = await shipped.route_conversation([*chat, ("user", last)])
+    assert routed.decision.route == route
+    assert routed.conversation is not None and routed.conversation.deciding_turns != []
+
+
+@pytest.mark.parametrize(
+    ("chat", "last", "route"),
+    [
+        (CODE_CHAT, "thanks — now translate that into French", "translation"),
+        (
+            STORY_CHAT,
+            "now summarize that story in two sentences for my kid's teacher",
+            "summarization",
+        ),
+        (MATH_CHAT, "what's the best hiking trail near Denver?", None),  # into out-of-scope
+        (SUPPORT_CHAT, "ok. can you translate this complaint into German?", "translation"),
+    ],
+)
+async def test_on_the_shipped_routes_a_switch_moves_and_the_last_turn_decides(
+    shipped: RouterService, chat: list[Turn], last: str, route: str | None
+) -> None:
+    routed = await shipped.route_conversation([*chat, ("user", last)])
+    assert routed.decision.route == route
+    record = routed.conversation
+    assert record is not None and record.decided_by == "last_turn"
+    assert record.deciding_turns == [len(chat)]
+    assert record.context_decision is not None and record.context_decision.route is not None
+
+
+async def test_the_record_says_what_the_turn_model_weighed(shipped: RouterService) -> None:
+    routed = await shipped.route_conversation([*STORY_CHAT, ("user", "make the ending sadder")])
+    record = routed.conversation
+    assert record is not None
+    out = record.to_dict()["conversation"]
+    assert out["context_route"] == "creative_writing" and out["context_turns"] == [0]
+    assert out["last_turn"] == 2 and "novel_route" in out
+    if out["p_move"] is not None:  # the turn model decided: it says how sure it was
+        assert 0.0 <= out["p_move"] < shipped_model().threshold
+
+
+def test_the_novel_part_of_a_turn_keeps_what_is_new_and_drops_most_of_the_context() -> None:
+    rng = np.random.default_rng(0)
+    context, noise = (v / np.linalg.norm(v) for v in rng.normal(size=(2, 16)))
+    last = (noise + 2 * context) / np.linalg.norm(noise + 2 * context)
+    novel = novel_vector(last.astype(np.float32), context.astype(np.float32))
+    assert abs(float(np.linalg.norm(novel)) - 1.0) < 1e-5
+    assert float(novel @ context) < float(last @ context) - 0.3  # much less of the context
+    new_last, new_novel = last - (last @ context) * context, novel - (novel @ context) * context
+    cosine = new_last @ new_novel / np.linalg.norm(new_last) / np.linalg.norm(new_novel)
+    assert float(cosine) > 0.999  # what the last turn adds is kept, in the same direction
+
+
+def test_the_shipped_turn_model_loads_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    model = shipped_model()
+    assert set(model.weights) == set(FEATURES) and 0.0 < model.threshold < 1.0
+    bad = tmp_path / "turn_weights.json"
+    bad.write_text(json.dumps({"weights": {"last_margin": 1.0}, "bias": 0.0}))
+    with pytest.raises(ConfigError, match=r"turn_weights\.json.*weights"):
+        TurnModel.load(bad)

@@ -103,6 +103,15 @@ class ConversationOut(BaseModel):
     context_turns: list[int]
     context_route: str | None
     context_score: float | None
+    novel_route: str | None = Field(
+        default=None,
+        description="The route of the last turn with the earlier turns' direction removed.",
+    )
+    p_move: float | None = Field(
+        default=None,
+        description="The turn model's probability that the last turn leaves the earlier "
+        "turns' route (null when a rule decided without it).",
+    )
 
 
 class RouteResponse(BaseModel):
