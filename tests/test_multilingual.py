@@ -17,8 +17,11 @@ from tests.conftest import SMALL_ROUTES, RouteWriter
 from tests.test_api_cache import _eventually, ask, make_settings
 from tests.test_none_route import IN_SCOPE, NONE_ROUTE, OFF_TOPIC
 
-from intent_router.api.app import create_app
+from intent_router.api.app import create_app, make_cache
 from intent_router.build import build_index
+from intent_router.cache import ModelVerifier
+from intent_router.cache.by_language import ByLanguage
+from intent_router.cache.verify import Verifier
 from intent_router.cli import main
 from intent_router.config import Settings
 from intent_router.embedding.choice import DEFAULT_ENCODER, ENCODERS, load_encoder
@@ -310,3 +313,29 @@ def test_replicas_with_different_encoders_never_share_entries(
         assert ask(b, CODE_EN).headers["x-intent-router-cache"] == "miss"
         # A replica with the same encoder is served (after the stream reaches it).
         assert _eventually(lambda: ask(c, CODE_EN).headers["x-intent-router-cache"] != "miss")
+
+
+def test_under_the_hybrid_non_english_cache_lookups_are_verified_by_the_rules(
+    hybrid_encoder: Encoder, encoder: Encoder
+) -> None:
+    """The pair model reads MiniLM word vectors, fitted on English: it verifies English
+    lookups; other languages get the rule verifier, as under a single multilingual encoder."""
+    cache = make_cache(Settings(cache_backend="memory"), hybrid_encoder)
+    assert cache is not None and isinstance(cache.verifier, ByLanguage)
+    assert isinstance(cache.verifier.english, ModelVerifier)
+    assert type(cache.verifier.other) is Verifier  # the rules, nothing learned
+
+    def named(name: str) -> Verifier:  # rejects every pair, naming itself
+        return Verifier([(name, lambda pair: False)])
+
+    by_language = ByLanguage(cache.verifier.is_english, named("english"), named("other"))
+    spanish = ("¿cómo invierto una lista en python?", "¿cómo le doy la vuelta a una lista?")
+    assert by_language.verify(CODE_EN, "write a python function reversing a list").failed == (
+        "english"
+    )
+    assert by_language.verify(*spanish).failed == "other"
+    assert by_language.verify("Привет! Как дела?", "Привет, как ты?").failed == "other"
+
+    # A single encoder keeps its verifier: the pair model under minilm.
+    minilm_cache = make_cache(Settings(cache_backend="memory"), encoder)
+    assert minilm_cache is not None and isinstance(minilm_cache.verifier, ModelVerifier)
