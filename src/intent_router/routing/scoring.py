@@ -104,6 +104,16 @@ trade-off curve (at about 94 % in-scope: 72 % out-of-scope recall before, 82-84 
 ``oos_val`` is easier than ``oos_test``: a threshold refusing 90 % of ``oos_val`` refuses
 82 % of ``oos_test``, so ask for more recall on the fit set than you need.
 
+Blocks (the hybrid encoder)
+---------------------------
+A hybrid encoder's vectors are blocks, one per encoder (``embedding/hybrid.py``): an
+utterance fills every block, a query one. :func:`fit` with ``blocks`` fits one head per
+block, on that block's columns only (the none class included), and :meth:`Scorer.scores`
+scores a query with the head of the block it fills (:meth:`Scorer.block_of`). Since the
+cosine to an utterance also reads only the query's block, a query is scored exactly as a
+scorer fitted on that encoder alone would score it. One head over both blocks with one bias
+(the earlier design) moved English CLINC150 out-of-scope recall from 60 % to 53 %.
+
 Cost: fitting the head takes ~45-90 s for 15,000 utterances x 150 routes on 2 busy cores
 (~0.1-4 s for 8 x 25); scoring is one (m x n) matrix product, well under a millisecond per
 query at 15,000 utterances.
