@@ -71,11 +71,12 @@ from intent_router.build import BuildReport, build_index
 from intent_router.config import Settings
 from intent_router.embedding.choice import load_encoder
 from intent_router.embedding.encoder import Encoder
-from intent_router.embedding.index import RouteIndex, Thresholds, load_index
+from intent_router.embedding.index import RouteIndex, load_index
 from intent_router.routing.evaluation import evaluate, format_report, load_dataset
+from intent_router.routing.fitting import as_thresholds, embed_for_fit, fit_blocks, gold_routes
 from intent_router.routing.loader import RouteSet, load_routes
 from intent_router.routing.matcher import Matcher
-from intent_router.routing.thresholds import Objective, fit_thresholds
+from intent_router.routing.thresholds import Objective
 from intent_router.service import RouterService
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,23 +238,14 @@ def objective_sweep(
     the functions those commands call, with val and test embedded once."""
     fit_rows = load_dataset(val, known_routes=routes.names)
     test_rows = load_dataset(test, known_routes=routes.names)
-    fit_vectors = encoder.encode([e.text for e in fit_rows])
+    fit_blocks_rows = embed_for_fit(encoder, fit_rows)
     test_vectors = encoder.encode([e.text for e in test_rows])
     matcher = Matcher(routes, index)
-    assessed = matcher.assess(fit_vectors)
-    position = {name: i for i, name in enumerate(matcher.names)}
-    gold = np.array([position[e.route] if e.route else -1 for e in fit_rows])
+    gold = gold_routes(matcher, fit_rows)
     sweep: dict[str, list[float]] = {}
     for objective in dict.fromkeys([*SWEEP, per_route_of]):
-        threshold, _ = fit_thresholds(
-            assessed.best_score,
-            assessed.best,
-            gold,
-            n_routes=len(matcher.names),
-            objective=Objective.parse(objective),
-            refused=assessed.refused,
-        )
-        index.thresholds = Thresholds(global_threshold=threshold)
+        fits = fit_blocks(matcher, fit_blocks_rows, gold, objective=Objective.parse(objective))
+        index.thresholds = as_thresholds(fits, encoder.blocks)
         decisions = Matcher(routes, index).decide(test_vectors)
         report = evaluate([e.route for e in test_rows], [d.route for d in decisions])
         sweep[objective] = [round(report.in_scope_accuracy, 4), round(report.oos_recall, 4)]
@@ -398,28 +390,45 @@ def _flags(args: argparse.Namespace, routes_dir: Path, index_dir: Path) -> list[
 def compare_encoders(args: argparse.Namespace, work: Path, cached: Path) -> dict[str, Any]:
     """Each encoder of ``--encoders``: the shipped routes at its default threshold on the
     LLM requests (English) and on the multilingual set (all rows and its held-out ``test``
-    half), then CLINC150 (fitted threshold) unless ``--routes-eval``."""
+    half), then CLINC150 without and with the none route (fitted thresholds) unless
+    ``--routes-eval``. With ``minilm`` listed first, each other encoder also reports the
+    share of English LLM requests it decides exactly as MiniLM does (same route)."""
     figures: dict[str, Any] = {}
+    minilm_routes: list[str | None] | None = None
     for name in [n.strip() for n in args.encoders.split(",") if n.strip()]:
         print(f"\n==== encoder {name}")
         encoder = load_encoder(name)
         folder = work / name
         folder.mkdir()
-        figures.update(_shipped_by_language(args, name, encoder, folder))
+        shipped, llm_routes = _shipped_by_language(args, name, encoder, folder)
+        figures.update(shipped)
+        if name == "minilm":
+            minilm_routes = llm_routes
+        elif minilm_routes is not None:
+            same = np.mean([a == b for a, b in zip(llm_routes, minilm_routes, strict=True)])
+            print(f"{name}: {same:.2%} of the LLM requests get MiniLM's route")
+            figures[f"{name}_llm_same_route_as_minilm"] = round(float(same), 4)
         if not args.routes_eval:
             one = argparse.Namespace(**{**vars(args), "encoder": name})
             clinc_figures = clinc(one, encoder, folder, cached / name)
-            for key in ("in_scope_accuracy", "oos_recall", "fit_threshold"):
+            clinc_figures.update(clinc_none_route(one, encoder, folder, cached / name))
+            for key in (
+                "in_scope_accuracy",
+                "oos_recall",
+                "fit_threshold",
+                "none_route_in_scope_accuracy",
+                "none_route_oos_recall",
+                "none_route_threshold",
+            ):
                 figures[f"{name}_clinc_{key}"] = clinc_figures[key]
     return figures
 
 
 def _shipped_by_language(
     args: argparse.Namespace, name: str, encoder: Encoder, folder: Path
-) -> dict[str, Any]:
-    from intent_router.routing.evaluation import evaluate, load_dataset
-    from intent_router.routing.matcher import Matcher
-
+) -> tuple[dict[str, Any], list[str | None]]:
+    """Figures on the shipped routes, and the route given to each LLM request."""
+    llm_routes: list[str | None] = []
     routes = load_routes(Path(args.routes))
     index, report = build_index(routes, folder / "llm-index", encoder)
     _print_build(report)
@@ -437,7 +446,9 @@ def _shipped_by_language(
         print(f"{name} {tag}: {json.dumps(result)}")
         figures[f"{name}_{tag}_in_scope_accuracy"] = result["in_scope_accuracy"]
         figures[f"{name}_{tag}_oos_recall"] = result["oos_recall"]
-    return figures
+        if tag == "llm":
+            llm_routes = [d.route for d in decisions]
+    return figures, llm_routes
 
 
 _SPLITS: dict[str, str] = {}

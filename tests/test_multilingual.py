@@ -14,21 +14,29 @@ import httpx
 import numpy as np
 import pytest
 from tests.cache_fixtures import redis_server  # noqa: F401 - a fixture
+from tests.conftest import SMALL_ROUTES, RouteWriter
 from tests.redis_server import RedisServer
 from tests.test_api_cache import _eventually, ask, make_settings
+from tests.test_none_route import IN_SCOPE, NONE_ROUTE, OFF_TOPIC
 
-from intent_router.api.app import create_app
+from intent_router.api.app import create_app, make_cache
 from intent_router.build import build_index
+from intent_router.cache import ModelVerifier
+from intent_router.cache.by_language import ByLanguage
+from intent_router.cache.verify import Verifier
 from intent_router.cli import main
 from intent_router.config import Settings
 from intent_router.embedding.choice import DEFAULT_ENCODER, ENCODERS, load_encoder
 from intent_router.embedding.encoder import Encoder
 from intent_router.embedding.hybrid import HybridEncoder
-from intent_router.embedding.index import current_build, load_index
+from intent_router.embedding.index import Thresholds, current_build, load_index, save_thresholds
 from intent_router.embedding.langid import LanguageDetector
 from intent_router.errors import DatasetError, EncoderError, EncoderMismatchError
-from intent_router.routing.evaluation import load_dataset
+from intent_router.routing.evaluation import Example, load_dataset
+from intent_router.routing.fitting import as_thresholds, embed_for_fit, fit_blocks, gold_routes
 from intent_router.routing.loader import load_routes
+from intent_router.routing.matcher import Matcher
+from intent_router.routing.thresholds import Objective
 from intent_router.service import RouterService
 from intent_router.testing import FakeUpstream
 from intent_router.testing.server import serve_in_thread
@@ -150,6 +158,62 @@ def test_the_hybrid_routes_other_languages_and_records_who_decided(
     assert not vector[encoder.dimension :].any()
 
 
+# English requests, in scope and not, none of them an utterance of the small route set.
+ENGLISH_REQUESTS = [
+    "write a python function that reverses a list",
+    "my javascript promise never resolves, what is wrong",
+    "what is the integral of x cubed",
+    "how many ways can I choose 3 cards from 52",
+    "translate 'see you tomorrow' into italian",
+    "hey, how's your day going",
+    "what's the weather like in paris",
+    "book me a flight to madrid next friday",
+    "my washing machine is leaking water",
+    "recommend a good thriller novel",
+]
+
+
+def _english_decisions(
+    routes_dir: Path, index_dir: Path, model: Encoder, fit_on: list[Example] | None = None
+) -> tuple[list[tuple[object, ...]], Thresholds]:
+    routes = load_routes(routes_dir)
+    index, _ = build_index(routes, index_dir, model)
+    if fit_on is not None:
+        matcher = Matcher(routes, index)
+        fits = fit_blocks(matcher, embed_for_fit(model, fit_on), gold_routes(matcher, fit_on),
+                          objective=Objective("oos-recall", 0.5))  # fmt: skip
+        save_thresholds(index, as_thresholds(fits, model.blocks))
+    decisions = Matcher(routes, index).decide(model.encode(ENGLISH_REQUESTS))
+    return [
+        (d.route, d.reason, round(d.score, 4), round(d.threshold, 4), d.none_route)
+        for d in decisions
+    ], index.thresholds
+
+
+def test_an_english_request_gets_the_same_decision_under_the_hybrid_as_under_minilm(
+    write_routes: RouteWriter, tmp_path: Path, encoder: Encoder, hybrid_encoder: Encoder
+) -> None:
+    """Same route, reason, score and threshold: at the default thresholds, with a none
+    route, and after `fit` on English rows (each block fits its own threshold)."""
+    assert set(hybrid_encoder.languages(ENGLISH_REQUESTS)) == {"en"}
+    with_none = write_routes({**SMALL_ROUTES, "out_of_scope": NONE_ROUTE}, folder="with-none")
+    fit_on = [Example(t, r) for t, r in [*IN_SCOPE.items(), (OFF_TOPIC, None)]]
+    for folder, fit in ((write_routes(), None), (with_none, None), (with_none, fit_on)):
+        tag = f"{folder.name}-{fit is not None}"
+        minilm, minilm_fitted = _english_decisions(folder, tmp_path / f"m-{tag}", encoder, fit)
+        hybrid, hybrid_fitted = _english_decisions(
+            folder, tmp_path / f"h-{tag}", hybrid_encoder, fit
+        )
+        assert hybrid == minilm, tag
+        if fit is None:  # (a threshold fitted on 5 rows refuses more)
+            assert {d[0] for d in minilm} >= {"code", "math", "translation", "chitchat", None}
+    # The fitted thresholds: MiniLM's block got minilm's, the USE-M block its own.
+    assert minilm_fitted.global_threshold is not None
+    assert hybrid_fitted.global_threshold == pytest.approx(minilm_fitted.global_threshold, abs=1e-5)
+    assert set(hybrid_fitted.blocks) == {"use-m"} and not minilm_fitted.blocks
+    assert hybrid_fitted.blocks["use-m"].global_threshold is not None
+
+
 def test_minilm_alone_misroutes_the_same_requests(routes_dir: Path, tmp_path: Path,
                                                   encoder: Encoder) -> None:  # fmt: skip
     """The reason for the hybrid: the same requests through MiniLM mostly go wrong."""
@@ -183,6 +247,11 @@ def test_eval_and_fit_report_per_language(
     assert main([flags[0], "fit", *flags[1:], "--dataset", str(dataset)]) == 0
     out = capsys.readouterr().out
     assert "per language" in out and "\nru " in out
+    # One threshold per block: MiniLM's fitted on the 2 English rows, USE-M's on all 8.
+    assert "for the minilm block" in out and "on 2 examples" in out
+    assert "for the use-m block" in out and "on 8 examples" in out
+    stored = json.loads((current_build(index_dir) / "thresholds.json").read_text())
+    assert stored["global"] is not None and stored["blocks"]["use-m"]["global"] is not None
 
 
 def test_a_bad_lang_field_is_refused_with_its_line(tmp_path: Path) -> None:
@@ -244,3 +313,29 @@ def test_replicas_with_different_encoders_never_share_entries(
         assert ask(b, CODE_EN).headers["x-intent-router-cache"] == "miss"
         # A replica with the same encoder is served (after the stream reaches it).
         assert _eventually(lambda: ask(c, CODE_EN).headers["x-intent-router-cache"] != "miss")
+
+
+def test_under_the_hybrid_non_english_cache_lookups_are_verified_by_the_rules(
+    hybrid_encoder: Encoder, encoder: Encoder
+) -> None:
+    """The pair model reads MiniLM word vectors, fitted on English: it verifies English
+    lookups; other languages get the rule verifier, as under a single multilingual encoder."""
+    cache = make_cache(Settings(cache_backend="memory"), hybrid_encoder)
+    assert cache is not None and isinstance(cache.verifier, ByLanguage)
+    assert isinstance(cache.verifier.english, ModelVerifier)
+    assert type(cache.verifier.other) is Verifier  # the rules, nothing learned
+
+    def named(name: str) -> Verifier:  # rejects every pair, naming itself
+        return Verifier([(name, lambda pair: False)])
+
+    by_language = ByLanguage(cache.verifier.is_english, named("english"), named("other"))
+    spanish = ("¿cómo invierto una lista en python?", "¿cómo le doy la vuelta a una lista?")
+    assert by_language.verify(CODE_EN, "write a python function reversing a list").failed == (
+        "english"
+    )
+    assert by_language.verify(*spanish).failed == "other"
+    assert by_language.verify("Привет! Как дела?", "Привет, как ты?").failed == "other"
+
+    # A single encoder keeps its verifier: the pair model under minilm.
+    minilm_cache = make_cache(Settings(cache_backend="memory"), encoder)
+    assert minilm_cache is not None and isinstance(minilm_cache.verifier, ModelVerifier)

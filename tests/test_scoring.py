@@ -207,3 +207,49 @@ def test_the_none_class_weight_is_capped_for_small_route_sets() -> None:
     assert scoring.none_class_weight(15000, 150, 100) == pytest.approx(5.0)
     # 4 routes x 10 utterances, 12 none utterances: at most a quarter of 40 in total.
     assert scoring.none_class_weight(40, 4, 12) == pytest.approx(10 / 12)
+
+
+def test_each_block_scores_its_queries_as_its_own_scorer_would() -> None:
+    """A hybrid's vectors: [a | b] per utterance, one block per query. The block scorer
+    gives a query filling block a exactly the scores of a scorer fitted on block a alone,
+    none class included, and likewise for b: no head or bias is shared."""
+    a, y, centres_a = _clusters(n_routes=4, per_route=12, seed=5)
+    b, _, centres_b = _clusters(n_routes=4, per_route=12, seed=6)
+    none_a, _, _ = _clusters(n_routes=1, per_route=8, seed=7)
+    none_b, _, _ = _clusters(n_routes=1, per_route=8, seed=8)
+    none_labels = np.zeros(8, dtype=np.int64)
+    both = fit(
+        np.hstack([a, b]),
+        y,
+        4,
+        none=scoring.Examples(np.hstack([none_a, none_b]), none_labels),
+        blocks=[0, DIM, 2 * DIM],
+        iterations=60,
+    )
+    zeros = np.zeros((4, DIM), dtype=np.float32)
+    for block, (own, none_own, queries) in enumerate(
+        [(a, none_a, np.hstack([centres_a, zeros])), (b, none_b, np.hstack([zeros, centres_b]))]
+    ):
+        alone = fit(own, y, 4, none=scoring.Examples(none_own, none_labels), iterations=60)
+        single = queries[:, block * DIM : (block + 1) * DIM]
+        assert (both.block_of(queries) == block).all()
+        np.testing.assert_allclose(both.scores(queries), alone.scores(single), atol=1e-5)
+        np.testing.assert_allclose(both.none_scores(queries)[0], alone.none_scores(single)[0],
+                                   atol=1e-5)  # fmt: skip
+    # The blocks and the per-block bias survive the round trip through the index arrays.
+    again = Scorer.from_arrays(both.to_arrays())
+    assert again.blocks.tolist() == [0, DIM, 2 * DIM] and again.bias.shape == (2, 5)
+
+
+def test_an_index_scorer_saved_before_blocks_loads_as_one_block() -> None:
+    x, y, _ = _clusters(n_routes=3, per_route=10)
+    scorer = fit(x, y, 3, iterations=30)
+    arrays = scorer.to_arrays()
+    del arrays["scorer_blocks"]
+    arrays["scorer_bias"] = arrays["scorer_bias"][0]  # the old (n_routes,) shape
+    old = Scorer.from_arrays(arrays)
+    assert old.blocks.tolist() == [0, DIM]
+    np.testing.assert_array_equal(old.scores(x[:5]), scorer.scores(x[:5]))
+    arrays["scorer_blocks"] = np.array([0, 10, DIM])
+    with pytest.raises(IndexError_, match="rebuild"):
+        Scorer.from_arrays(arrays)

@@ -107,17 +107,14 @@ def build_index(
     cache.save(keep=everything)
 
     label_array = np.array(texts.route_labels, dtype=np.int64)
-    views = encoder.query_views(vectors)  # the hybrid encoder's query-shaped rows
-    none = _examples(cache, texts.none_texts, texts.none_labels, encoder.dimension)
-    none_views = encoder.query_views(none.vectors) if len(none.vectors) else None
+    blocks = encoder.blocks  # a hybrid encoder's: one head per block
     scorer = scoring.fit(
         vectors,
         label_array,
         len(route_set.routes),
-        none=none,
+        none=_examples(cache, texts.none_texts, texts.none_labels, encoder.dimension),
         negatives=_examples(cache, texts.negative_texts, texts.negative_labels, encoder.dimension),
-        head_rows=None if views is None else (views[0], label_array[views[1]]),
-        none_head_rows=None if none_views is None else none_views[0],
+        blocks=[0, *(b.stop for b in blocks)] if len(blocks) > 1 else None,
     )
     overlaps = _overlaps(route_set, texts, vectors, cache)
     warnings = [str(w) for w in route_set.warnings]
@@ -160,8 +157,18 @@ def build_index(
             else None,
             "none_margin": scoring.NONE_MARGIN if scorer.has_none else None,
             "default_threshold": scoring.default_threshold(
-                encoder.default_threshold, has_none=scorer.has_none
+                blocks[0].default_threshold, has_none=scorer.has_none
             ),
+            "blocks": [
+                {
+                    "encoder": b.encoder,
+                    "columns": [b.start, b.stop],
+                    "default_threshold": scoring.default_threshold(
+                        b.default_threshold, has_none=scorer.has_none
+                    ),
+                }
+                for b in blocks
+            ],
         },
         warnings={"count": len(warnings), "first": warnings[:MANIFEST_WARNINGS]},
         overlaps=overlaps.summary(),

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import ValidationError
 
 from intent_router import logs
@@ -108,44 +107,43 @@ def _loaded(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from intent_router.embedding.index import Thresholds, save_thresholds
+    from intent_router.embedding.index import save_thresholds
     from intent_router.routing.evaluation import format_report, load_dataset
+    from intent_router.routing.fitting import as_thresholds, embed_for_fit, fit_blocks, gold_routes
     from intent_router.routing.matcher import Matcher
-    from intent_router.routing.thresholds import Objective, fit_thresholds
+    from intent_router.routing.thresholds import Objective
 
     objective = Objective.parse(args.objective)
     _, encoder, routes, index = _loaded(args)
     examples = load_dataset(args.dataset, known_routes=routes.names)
-    vectors = encoder.encode([e.text for e in examples], progress=not args.quiet)
+    embedded = embed_for_fit(encoder, examples, progress=not args.quiet)
     matcher = Matcher(routes, index)
-    assessed = matcher.assess(vectors)
-    position = {name: i for i, name in enumerate(matcher.names)}
-    gold = np.array([position[e.route] if e.route else -1 for e in examples])
-    global_t, per_route = fit_thresholds(
-        assessed.best_score,
-        assessed.best,
-        gold,
-        n_routes=len(matcher.names),
+    fits = fit_blocks(
+        matcher,
+        embedded,
+        gold_routes(matcher, examples),
         objective=objective,
-        refused=assessed.refused,
         per_route=args.per_route,
     )
-    fitted = (
-        {} if per_route is None else dict(zip(matcher.names, map(float, per_route), strict=True))
-    )
-    thresholds = Thresholds(
-        global_threshold=global_t,
-        per_route=fitted,
+    thresholds = as_thresholds(
+        fits,
+        encoder.blocks,
         fitted_on=str(args.dataset),
         fitted_at=time.time(),
         objective=str(objective),
     )
     path = save_thresholds(index, thresholds)
-    print(
-        f"fitted global threshold {global_t:.4f} under objective {objective}"
-        + (f" and {len(thresholds.per_route)} per-route thresholds" if per_route else "")
-        + f" on {len(examples)} examples; stored in {path}"
-    )
+    for position, fit in enumerate(fits):
+        block = "" if len(encoder.blocks) == 1 else f" for the {fit.encoder} block"
+        print(
+            f"fitted global threshold {fit.global_threshold:.4f}{block} under objective "
+            f"{objective}"
+            + (f" and {len(fit.per_route)} per-route thresholds" if fit.per_route else "")
+            + f" on {fit.rows} examples"
+            + (f"; stored in {path}" if position == len(fits) - 1 else "")
+        )
+    single = len(encoder.blocks) == 1
+    vectors = embedded[0].vectors if single else encoder.encode([e.text for e in examples])
     decisions = Matcher(routes, index).decide(vectors)
     if not args.quiet or args.report:
         print(f"on the fit set at this threshold:\n{format_report(_report(examples, decisions))}")

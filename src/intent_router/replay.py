@@ -35,7 +35,13 @@ from typing import Any
 
 from intent_router.config import Settings
 from intent_router.embedding.encoder import Encoder
-from intent_router.embedding.index import RouteIndex, Thresholds, load_index, save_thresholds
+from intent_router.embedding.index import (
+    BlockThresholds,
+    RouteIndex,
+    Thresholds,
+    load_index,
+    save_thresholds,
+)
 from intent_router.errors import DatasetError, IndexError_, QueryError
 from intent_router.routing.evaluation import json_rows, load_dataset
 from intent_router.routing.loader import RouteSet, load_routes
@@ -281,6 +287,13 @@ def index_for(
         fitted_on=fitted[1].fitted_on,
         fitted_at=fitted[1].fitted_at,
         objective=fitted[1].objective,
+        blocks={  # a hybrid's other blocks (per-language heads), for the routes that remain
+            name: BlockThresholds(
+                global_threshold=block.global_threshold,
+                per_route={k: v for k, v in block.per_route.items() if k in names},
+            )
+            for name, block in fitted[1].blocks.items()
+        },
     )
     save_thresholds(index, carried)
     return index, f"fitted thresholds of {fitted[0]} applied to the index of {folder}"

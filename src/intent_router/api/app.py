@@ -33,10 +33,13 @@ from intent_router.cache import (
     RedisBackend,
     ResponseCache,
 )
+from intent_router.cache.by_language import ByLanguage
+from intent_router.cache.verify import Verifier
 from intent_router.config import Settings
 from intent_router.configuration import Configuration, Shared, load_configuration
 from intent_router.embedding.choice import load_encoder
 from intent_router.embedding.encoder import Encoder
+from intent_router.embedding.langid import ENGLISH
 from intent_router.gateway import Gateway
 from intent_router.models import ModelsConfig
 from intent_router.observability.decision_log import DecisionLog
@@ -173,8 +176,14 @@ def make_cache(settings: Settings, encoder: Encoder) -> ResponseCache | None:
         backend = MemoryBackend(dim=dimension, max_entries=settings.cache_max_entries)
     if not encoder.has_word_vectors:  # the pair model reads MiniLM word vectors: rules only
         return ResponseCache(backend, defaults=defaults)
-    verifier = ModelVerifier(encoder.word_vectors)
+    verifier: Verifier = ModelVerifier(encoder.word_vectors)
+    if len(encoder.blocks) > 1:  # the hybrid: the pair model for English, rules for the rest
+        verifier = ByLanguage(partial(_is_english, encoder), verifier)
     return ResponseCache(backend, verifier=verifier, defaults=defaults)
+
+
+def _is_english(encoder: Encoder, text: str) -> bool:
+    return encoder.languages([text])[0] == ENGLISH
 
 
 def encoder_slug(encoder: Encoder) -> str:

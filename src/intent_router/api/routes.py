@@ -41,7 +41,7 @@ async def routes(service: Service) -> RoutesResponse:
             name=name,
             description=service.routes.get(name).description,
             utterances=len(service.routes.get(name).utterances),
-            threshold=float(matcher.thresholds[i]),
+            threshold=float(matcher.thresholds[0, i]),  # a hybrid's first block (English)
             chain=matcher.chains[i],
         )
         for i, name in enumerate(matcher.names)

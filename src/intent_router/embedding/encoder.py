@@ -25,6 +25,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -130,6 +131,24 @@ def default_backend(device: str = "cpu") -> str:
     except ImportError:
         return "torch"
     return "onnx"
+
+
+@dataclass(frozen=True)
+class Block:
+    """The columns ``[start, stop)`` of a vector that one encoder fills.
+
+    A single encoder has one block, the whole vector; the hybrid encoder has one per encoder
+    it combines, and a query fills exactly one of them. The route scorer fits one head and
+    keeps one threshold per block, so each block decides as its encoder would alone.
+    ``languages`` are the languages whose labelled rows fit the block's threshold (``None``:
+    every row; a row without a ``lang`` field counts in the language it is identified in).
+    """
+
+    encoder: str
+    start: int
+    stop: int
+    default_threshold: float
+    languages: frozenset[str] | None = None
 
 
 class Encoder:
@@ -281,14 +300,23 @@ class Encoder:
         identify languages; the hybrid encoder does, and embeds by it)."""
         return self.encode(texts, batch_size=batch_size), [None] * len(texts)
 
+    def languages(self, texts: Sequence[str]) -> list[str | None]:
+        """The language of each text, when this encoder identifies languages (the hybrid)."""
+        return [None] * len(texts)
+
     def encoder_for(self, lang: str | None) -> str:
         """The name of the encoder that embeds a query in ``lang``: this one."""
         return self.name
 
-    def query_views(self, vectors: Vectors) -> tuple[Vectors, npt.NDArray[np.intp]] | None:
-        """Query-shaped rows of utterance vectors to fit the route head on, with the
-        utterance each row came from; ``None`` when utterances already look like queries."""
-        return None
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        """The encoders filling parts of this encoder's vectors: here one, the whole vector."""
+        return (Block(self.name, 0, self.dimension, self.default_threshold),)
+
+    def encode_block(self, texts: Sequence[str], block: int) -> Vectors:
+        """Query vectors embedded by the encoder of ``blocks[block]`` whatever their
+        language (``fit`` fits each block's threshold on them); here :meth:`encode`."""
+        return self.encode(texts)
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False

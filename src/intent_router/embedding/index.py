@@ -50,25 +50,50 @@ class Thresholds:
     fitted_at: float | None = None
     objective: str | None = None
     """The objective the threshold was fitted under (``intent-router fit --objective``)."""
+    blocks: dict[str, BlockThresholds] = field(default_factory=dict)
+    """A hybrid encoder's other blocks, by encoder name (``global_threshold`` and
+    ``per_route`` are its first block's, or a single encoder's)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "global": self.global_threshold,
             "per_route": self.per_route,
             "fitted_on": self.fitted_on,
             "fitted_at": self.fitted_at,
             "objective": self.objective,
         }
+        if self.blocks:
+            out["blocks"] = {
+                name: {"global": b.global_threshold, "per_route": b.per_route}
+                for name, b in self.blocks.items()
+            }
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Thresholds:
         return cls(
             global_threshold=data.get("global"),
-            per_route={str(k): float(v) for k, v in (data.get("per_route") or {}).items()},
+            per_route=_per_route(data),
             fitted_on=data.get("fitted_on"),
             fitted_at=data.get("fitted_at"),
             objective=data.get("objective"),
+            blocks={
+                str(name): BlockThresholds(block.get("global"), _per_route(block))
+                for name, block in (data.get("blocks") or {}).items()
+            },
         )
+
+
+@dataclass(frozen=True)
+class BlockThresholds:
+    """The fitted thresholds of one block of a hybrid encoder's vectors."""
+
+    global_threshold: float | None = None
+    per_route: dict[str, float] = field(default_factory=dict)
+
+
+def _per_route(data: dict[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in (data.get("per_route") or {}).items()}
 
 
 @dataclass

@@ -60,9 +60,10 @@ def explain(
     """Scores of ``vector`` (an L2-normalised query embedding) and its ``k`` nearest utterances."""
     query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
     row = matcher.scores(query)[0]
+    thresholds = matcher.thresholds[int(matcher.scorer.block_of(query)[0])]
     scores = sorted(
         (
-            RouteScore(name, float(row[i]), float(matcher.thresholds[i]))
+            RouteScore(name, float(row[i]), float(thresholds[i]))
             for i, name in enumerate(matcher.names)
         ),
         key=lambda s: -s.score,

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from intent_router.embedding.encoder import Vectors
-from intent_router.embedding.index import RouteIndex
+from intent_router.embedding.index import BlockThresholds, RouteIndex
 from intent_router.routing import scoring
 from intent_router.routing.loader import RouteSet
 
@@ -87,6 +87,7 @@ class Assessment:
     none_route: npt.NDArray[np.int64]  # (m,)
     none_wins: npt.NDArray[np.bool_]  # (m,)
     all_repelled: npt.NDArray[np.bool_]  # (m,)
+    block: npt.NDArray[np.int64]  # (m,) the block of the vector each query fills
 
     @property
     def refused(self) -> npt.NDArray[np.bool_]:
@@ -101,7 +102,9 @@ class Matcher:
     A route's threshold is, by precedence: its YAML ``threshold``, then a per-route
     threshold fitted by ``intent-router fit``, then the fitted global one, then
     the default threshold of the index's encoder, recorded in its manifest (lower with
-    none routes: :func:`scoring.default_threshold`).
+    none routes: :func:`scoring.default_threshold`). A hybrid encoder's index has one
+    set per block (encoder): a query is held to the thresholds of the block it fills,
+    except a route's YAML ``threshold``, which holds for every block.
     """
 
     def __init__(
@@ -111,21 +114,17 @@ class Matcher:
         self.none_names = [r["name"] for r in index.manifest.get("none_routes", [])]
         self.scorer = scoring.Scorer.from_arrays(index.scorer_arrays)
         self.default_chain = list(default_chain or [])
-        fitted = index.thresholds
-        base = (
-            fitted.global_threshold
-            if fitted.global_threshold is not None
-            else float(
-                index.manifest["scorer"].get("default_threshold", self.scorer.default_threshold)
-            )
-        )
         self.thresholds = np.array(
             [
-                _first(routes.get(name).threshold, fitted.per_route.get(name), base)
-                for name in self.names
+                [
+                    _first(routes.get(name).threshold, per_route.get(name), base)
+                    for name in self.names
+                ]
+                for base, per_route in _block_thresholds(index, self.scorer.default_threshold)
             ],
             dtype=np.float32,
         )
+        """(n_blocks, n_routes): a query is held to the row of the block it fills."""
         self.chains = [routes.get(name).baseline_chain for name in self.names]
 
     def scores(self, vectors: Vectors) -> np.ndarray:
@@ -148,6 +147,7 @@ class Matcher:
             none_route=none_route,
             none_wins=~all_repelled & (none_score >= best_score - scoring.NONE_MARGIN),
             all_repelled=all_repelled,
+            block=self.scorer.block_of(vectors),
         )
 
     def decide(self, vectors: Vectors) -> list[Decision]:
@@ -161,7 +161,7 @@ class Matcher:
 
     def _decision(self, a: Assessment, row: int, order: np.ndarray) -> Decision:
         best = int(a.best[row])
-        threshold = float(self.thresholds[best])
+        threshold = float(self.thresholds[a.block[row], best])
         if a.all_repelled[row]:
             score, reason = float(a.scores[row].max()), NEGATIVES
         else:
@@ -183,6 +183,23 @@ class Matcher:
             none_score=float(a.none_score[row]) if has_none else None,
             repelled=[self.names[i] for i in np.flatnonzero(a.repelled[row])],
         )
+
+
+def _block_thresholds(index: RouteIndex, fallback: float) -> list[tuple[float, dict[str, float]]]:
+    """Each block's global threshold (fitted, else its default) and fitted per-route ones;
+    indexes built before blocks existed have one block."""
+    fitted, scorer = index.thresholds, index.manifest["scorer"]
+    blocks = scorer.get("blocks") or [{"default_threshold": scorer.get("default_threshold")}]
+    out = []
+    for position, block in enumerate(blocks):
+        if position == 0:
+            own = BlockThresholds(fitted.global_threshold, fitted.per_route)
+        else:
+            own = fitted.blocks.get(block["encoder"], BlockThresholds())
+        default = block.get("default_threshold")
+        base = _first(own.global_threshold, default, fallback)
+        out.append((base, own.per_route))
+    return out
 
 
 def _first(*values: float | None) -> float:
