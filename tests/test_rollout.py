@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from intent_router.access import ANONYMOUS, Principal
+from intent_router.access.context import RequestAccess
 from intent_router.errors import ModelsFileError, RouteFileError
 from intent_router.models import ModelsConfig
 from intent_router.observability.metrics import Metrics
@@ -373,7 +374,7 @@ async def choose_for(rollouts: Rollouts, principal: Principal, user: str | None)
     runtime: Any = SimpleNamespace(rollouts=rollouts)
     request = ChatRequest(messages=[Message(role="user", content="write code")], user=user)
     ex = Exchange(call=Call.now(None, "complete"), request=request, runtime=runtime,
-                  principal=principal)  # fmt: skip
+                  access=RequestAccess(principal=principal))  # fmt: skip
     ex.plan = Plan(decision=None, chain=["x"], pinned=None, text="write code",
                    vector=np.zeros(0), route="code")  # fmt: skip
     await stages.choose_variant(ex)

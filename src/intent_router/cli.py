@@ -273,23 +273,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from intent_router.observability.tracing import require_otel
 
         require_otel()  # a missing [otel] extra is named before anything loads
-    # Refuse bad config files before loading anything: one line on stderr, no traceback.
-    routes = load_routes(settings.routes_dir)
-    models = load_models(settings.models_file) if settings.models_file is not None else None
+    # Refuse bad config files before loading the encoder: one line on stderr, no traceback.
+    load_routes(settings.routes_dir)
+    if settings.models_file is not None:
+        load_models(settings.models_file)
 
     import uvicorn
 
     from intent_router.api.access import open_warning
     from intent_router.api.app import create_app
+    from intent_router.configuration import load_configuration
     from intent_router.embedding.choice import load_encoder
-    from intent_router.service import prepare_index
 
     encoder = load_encoder(settings.encoder)
-    # Refuse a missing or stale index before binding the port, with the command to run.
-    prepare_index(settings, encoder, routes, build=settings.build_on_start)
-    if models is not None:  # after the index check, as the server's start-up does it
-        models.check_routes(routes.routes)
-    app = create_app(settings, encoder=encoder, reload_signal=True)
+    # Refuse a missing or stale index before binding the port, with the command to run; the
+    # app starts on this configuration (the lifespan does not load it again).
+    loaded = load_configuration(settings, encoder, build=settings.build_on_start)
+    app = create_app(settings, encoder=encoder, reload_signal=True, loaded=loaded)
     open_warning(args.host, settings)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
@@ -416,7 +416,8 @@ def _parser() -> argparse.ArgumentParser:
         dest="keys_file",
         type=Path,
         metavar="FILE",
-        help="API keys (intent-router keys create): every endpoint but /healthz needs one",
+        help="API keys (intent-router keys create): every endpoint needs one but /healthz, "
+        "/readyz and the console page",
     )
     keys.add_argument(
         "--keys-redis",

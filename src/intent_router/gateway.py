@@ -119,7 +119,6 @@ class Gateway:
             runtime=self.runtime,  # read once: the request keeps it to the end
             model=model,
             directives=directives,
-            principal=access.principal,
             access=access,
         )
 

@@ -36,7 +36,7 @@ from intent_router.cache import (
 from intent_router.cache.by_language import ByLanguage
 from intent_router.cache.verify import Verifier
 from intent_router.config import Settings
-from intent_router.configuration import Configuration, Shared, load_configuration
+from intent_router.configuration import Configuration, Loaded, Shared, load_configuration
 from intent_router.embedding.choice import load_encoder
 from intent_router.embedding.encoder import Encoder
 from intent_router.embedding.langid import ENGLISH
@@ -59,10 +59,12 @@ def create_app(
     encoder: Encoder | None = None,
     reload_signal: bool = False,
     tracer: Tracer | None = None,
+    loaded: Loaded | None = None,
 ) -> FastAPI:
     """Build the app; the encoder, index and clients are loaded when the lifespan starts.
 
-    ``encoder`` lets a caller that already loaded the model (the CLI, tests) share it.
+    ``encoder`` lets a caller that already loaded the model (the CLI, tests) share it, and
+    ``loaded`` a configuration it already read and checked (the CLI, before binding).
     ``reload_signal`` (the CLI server) makes ``SIGHUP`` reload the route and models files;
     ``tracer`` replaces the one ``settings.otel`` asks for (the app shuts it down).
     """
@@ -72,16 +74,18 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         model = encoder or load_encoder(settings.encoder)
-        loaded = load_configuration(settings, model, build=settings.build_on_start)
-        dispatching = loaded.models is not None
+        first_loaded = loaded or load_configuration(
+            settings, model, build=settings.build_on_start
+        )
+        dispatching = first_loaded.models is not None
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
         cache = make_cache(settings, model) if dispatching else None
         if cache is not None:
             await cache.start()
         ledger = (  # budget settings are read at start-up; reloads keep this ledger
-            open_ledger(loaded.models, keys_file=settings.keys_file,
+            open_ledger(first_loaded.models, keys_file=settings.keys_file,
                         redis_url=settings.keys_redis_url, namespace=settings.keys_namespace)
-            if loaded.models
+            if first_loaded.models
             else None
         )  # fmt: skip
         async with httpx.AsyncClient(limits=limits, timeout=None) as client:
@@ -90,10 +94,10 @@ def create_app(
                 decisions.start()
             shared = Shared(settings, model, metrics, client, cache, decisions, ledger,
                             on_activate=partial(set_team_limits, control))  # fmt: skip
-            first = Configuration(loaded, shared)
+            first = Configuration(first_loaded, shared)
             first.activate()
             await first.start()
-            ids = upstream_ids(loaded.models)
+            ids = upstream_ids(first_loaded.models)
             traces = tracer or make_tracer(settings.otel and dispatching, ids)
             gateway = None
             if first.runtime is not None:  # reloads swap gateway.runtime

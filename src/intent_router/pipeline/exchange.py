@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from intent_router.access import ANONYMOUS, Principal
+from intent_router.access import Principal
 from intent_router.access.context import RequestAccess
 from intent_router.access.spending import Hold
 from intent_router.cache import CacheScope, Directives
@@ -96,8 +96,7 @@ class Exchange:
     runtime: Runtime  # captured once: a reload never changes it under a running request
     model: str | None = None  # as asked: ``auto``/None routes, a model name pins
     directives: Directives = field(default_factory=Directives)
-    principal: Principal = ANONYMOUS
-    access: RequestAccess = field(default_factory=RequestAccess)  # the key's permissions, limits
+    access: RequestAccess = field(default_factory=RequestAccess)  # the caller, its permissions
     text: str = ""  # what routes and keys the cache: the last user message (parse)
     plan: Plan = field(init=False)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (model, why) off the chain
@@ -112,6 +111,11 @@ class Exchange:
 
     def __post_init__(self) -> None:
         self.plan = Plan(decision=None, chain=[], pinned=self.pinned, text="", vector=NO_VECTOR)
+
+    @property
+    def principal(self) -> Principal:
+        """The caller (``ANONYMOUS`` without keys)."""
+        return self.access.principal
 
     @property
     def pinned(self) -> str | None:

@@ -102,7 +102,7 @@ async def permit(ex: Exchange) -> None:
     """Only the models the key may use: a routed chain (or a pinned model's fallbacks) is
     cut to them, the others skipped; 403 when none is left or the route is not the key's."""
     plan = ex.plan
-    if ex.access.principal.models is None and ex.access.principal.routes is None:
+    if ex.principal.models is None and ex.principal.routes is None:
         return
     if plan.pinned is not None:
         kept = ex.access.allowed(plan.chain)
