@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from intent_router.routing.evaluation import Example, Report
     from intent_router.routing.matcher import Decision
 
-if TYPE_CHECKING:
-    from intent_router.routing.evaluation import Example
-
 log = logging.getLogger("intent_router")
 DEFAULT_PORT = 4000  # not vLLM's 8000 nor Ollama's 11434, which local upstreams use
 
@@ -44,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+def settings_from_args(args: argparse.Namespace, **extra: object) -> Settings:
     values: dict[str, object] = {"routes_dir": args.routes, "index_dir": args.index, **extra}
     if args.encoder:
         values["encoder"] = args.encoder
@@ -63,7 +60,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from intent_router.build import build_index
     from intent_router.embedding.choice import load_encoder
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     encoder = load_encoder(settings.encoder)
     _, report = build_index(
         settings.routes_dir, settings.index_dir, encoder, progress=not args.quiet
@@ -99,7 +96,7 @@ def _loaded(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from intent_router.routing.loader import load_routes
     from intent_router.service import prepare_index
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     encoder = load_encoder(settings.encoder)
     routes = load_routes(settings.routes_dir)
     index = prepare_index(settings, encoder, routes, build=False)
@@ -219,41 +216,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    import asyncio
-    import tempfile
-
-    from intent_router.embedding.choice import load_encoder
-    from intent_router.replay import Sources, is_labelled, replay
-
-    server = Settings()  # the server's folders (INTENT_ROUTER_* or the defaults)
-    settings = _settings(args, index_dir=args.index or server.index_dir)
-    labelled = args.labels or (args.log.is_file() and is_labelled(args.log))
-    encoder = load_encoder(settings.encoder)
-    with tempfile.TemporaryDirectory(prefix="intent-router-replay-") as scratch:
-        sources = Sources(
-            candidate=args.routes,
-            index=args.index or Path(scratch) / "candidate",
-            fitted_from=server.index_dir,
-            baseline=args.baseline or server.routes_dir,
-            baseline_index=Path(scratch) / "baseline",
-        )
-        report, notes = asyncio.run(replay(settings, encoder, args.log, sources, labelled=labelled))
-    for note in notes:
-        print(f"note: {note}")
-    print(report.format())
-    if args.json:
-        print(json.dumps(report.to_dict()))
-    if args.max_changed is not None and report.changed > args.max_changed:
-        print(
-            f"intent-router: {report.changed} decisions changed, more than --max-changed "
-            f"{args.max_changed}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from intent_router.models import load_models
     from intent_router.routing.loader import load_routes
@@ -268,7 +230,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for flag in flags:
         if getattr(args, flag) is not None:
             extra[flag] = getattr(args, flag)
-    settings = _settings(args, **extra)
+    settings = settings_from_args(args, **extra)
     if settings.otel:
         from intent_router.observability.tracing import require_otel
 
@@ -348,40 +310,15 @@ def _parser() -> argparse.ArgumentParser:
         help="exit with status 1 when the overall accuracy (routes and 'none' alike, a "
         "fraction 0-1) is below X; for gating route changes in CI",
     )
-    rp = command(
+    from intent_router.cli_keys import add_parser as add_keys
+    from intent_router.cli_replay import add_arguments as add_replay
+    from intent_router.cli_replay import cmd_replay
+
+    add_replay(command(
         "replay",
         "Re-route recorded requests against candidate routes (--routes) and report what changes.",
         cmd_replay,
-    )
-    rp.set_defaults(index=None)  # the candidate's index: a scratch folder unless given
-    rp.add_argument(
-        "--log",
-        type=Path,
-        required=True,
-        metavar="DECISIONS.jsonl",
-        help="a decision log written with --log-prompts redacted|full, or a labelled "
-        'JSONL file of {"text", "route"}',
-    )
-    rp.add_argument("--json", action="store_true", help="end with one JSON line (the summary)")
-    rp.add_argument(
-        "--max-changed",
-        type=int,
-        metavar="N",
-        help="exit with status 1 when more than N decisions change; for CI",
-    )
-    rp.add_argument(
-        "--labels",
-        action="store_true",
-        help="--log is a labelled eval file (detected when its rows have text and no "
-        "request_id): report accuracy before and after",
-    )
-    rp.add_argument(
-        "--baseline",
-        type=Path,
-        help="labelled file only: the routes to compare with (default: the server's routes, "
-        "INTENT_ROUTER_ROUTES_DIR or routes/)",
-    )
-    from intent_router.cli_keys import add_parser as add_keys
+    ))  # fmt: skip
 
     add_keys(sub)
     serve = command("serve", "Serve the HTTP API.", cmd_serve)
